@@ -1,0 +1,491 @@
+//! Node configuration: one TOML file, every key also settable by flag and by `SHOAL_*`
+//! environment variable. Precedence: flag > environment > file > default.
+//!
+//! This module owns parsing and validation only; it must never open sockets or files other
+//! than the configuration file itself. An unknown or invalid key stops startup with a
+//! message that names it. Aerospike counterpart: `as/src/base/cfg.c`.
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::Parser;
+use serde::Deserialize;
+use shoal_base::constants;
+use shoal_base::NodeId;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+/// Storage engine of a namespace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StorageEngine {
+    /// Records live in DRAM only; nothing survives a restart.
+    Memory,
+}
+
+/// One namespace's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamespaceConfig {
+    /// Namespace name, 1..=31 bytes.
+    pub name: String,
+    /// Memory budget for record data and index; writes stop (result 8) beyond
+    /// `stop_writes_pct` of it.
+    pub memory_size_bytes: u64,
+    /// TTL applied when a client sends TTL 0; 0 = never expire.
+    pub default_ttl_s: u32,
+    /// Largest TTL a client may set.
+    pub max_ttl_s: u32,
+    /// Seconds between background expiration passes; 0 disables them.
+    pub nsup_period_s: u32,
+    /// Accept TTLs even when `nsup_period_s` is 0 (as Aerospike's `allow-ttl-without-nsup`).
+    pub allow_ttl_without_nsup: bool,
+    /// Largest record, in its stored form.
+    pub max_record_size_bytes: u64,
+    /// Percentage of `memory_size_bytes` at which writes are refused.
+    pub stop_writes_pct: u8,
+    /// Where records live.
+    pub storage_engine: StorageEngine,
+    /// Copies of each partition (used by the cluster; 1 on a single node).
+    pub replication_factor: u8,
+}
+
+impl NamespaceConfig {
+    /// The namespace a node serves when nothing is configured: `test`, in memory, TTLs allowed
+    /// and expiration running.
+    pub fn default_named(name: &str) -> NamespaceConfig {
+        NamespaceConfig {
+            name: name.to_string(),
+            memory_size_bytes: 1 << 30,
+            default_ttl_s: 0,
+            max_ttl_s: constants::TTL_MAX_S,
+            nsup_period_s: 10,
+            allow_ttl_without_nsup: false,
+            max_record_size_bytes: constants::RECORD_SIZE_MAX_DEFAULT_BYTES,
+            stop_writes_pct: 90,
+            storage_engine: StorageEngine::Memory,
+            replication_factor: 2,
+        }
+    }
+}
+
+/// The node's whole configuration after merging every source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub address: IpAddr,
+    pub service_port: u16,
+    pub fabric_port: u16,
+    pub heartbeat_port: u16,
+    pub cluster_name: Option<String>,
+    pub node_id: Option<NodeId>,
+    pub data_dir: PathBuf,
+    pub seeds: Vec<String>,
+    pub log_level: String,
+    pub max_client_connections: usize,
+    pub client_idle_timeout_s: u64,
+    pub namespaces: Vec<NamespaceConfig>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            address: IpAddr::from([0, 0, 0, 0]),
+            service_port: 3000,
+            fabric_port: 3001,
+            heartbeat_port: 3002,
+            cluster_name: None,
+            node_id: None,
+            data_dir: PathBuf::from("/var/lib/shoal"),
+            seeds: Vec::new(),
+            log_level: "info".to_string(),
+            max_client_connections: constants::CLIENT_CONNECTIONS_MAX_DEFAULT,
+            client_idle_timeout_s: constants::CLIENT_IDLE_TIMEOUT_DEFAULT_S,
+            namespaces: vec![NamespaceConfig::default_named("test")],
+        }
+    }
+}
+
+const NAMESPACE_HELP: &str = "A namespace, as NAME[,KEY=VALUE...]. Keys: memory-size (bytes, \
+K/M/G suffix; default 1G), default-ttl (seconds or with s/m/h/d suffix; 0 = never expire; default 0), \
+max-ttl (default 10 years), nsup-period (seconds between expiration passes, 0 = off; default 10), \
+allow-ttl-without-nsup (true/false; default false), max-record-size (default 1M), stop-writes-pct \
+(default 90), storage-engine (memory), replication-factor (default 2). Repeat the flag for several \
+namespaces; in SHOAL_NAMESPACE separate namespaces with ';'. Without any, the node serves `test` in memory.";
+
+/// Command-line flags of `shoald`. Every flag is also read from the environment variable
+/// named in its help text; a flag given on the command line wins over the environment,
+/// which wins over the configuration file.
+#[derive(Debug, Parser, Default)]
+#[command(
+    name = "shoald",
+    version,
+    about = "shoal database node: speaks the Aerospike wire protocol on the service port.",
+    long_about = "shoal database node. It speaks the Aerospike wire protocol, so the official \
+Aerospike clients work against it unchanged. With no configuration it listens on 0.0.0.0:3000 \
+and serves one in-memory namespace `test`.\n\nSettings come from, in rising precedence: \
+built-in defaults, the TOML file given by --config (keys spelled like the long flags, \
+namespaces as [[namespace]] tables with the keys listed under --namespace), SHOAL_* \
+environment variables, and command-line flags."
+)]
+pub struct Flags {
+    /// TOML configuration file.
+    #[arg(long, env = "SHOAL_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on for clients, fabric and heartbeat [default: 0.0.0.0].
+    #[arg(long, env = "SHOAL_ADDRESS")]
+    pub address: Option<IpAddr>,
+    /// Client (service) port; 0 picks a free port [default: 3000].
+    #[arg(long, env = "SHOAL_SERVICE_PORT")]
+    pub service_port: Option<u16>,
+    /// Node-to-node fabric port [default: 3001].
+    #[arg(long, env = "SHOAL_FABRIC_PORT")]
+    pub fabric_port: Option<u16>,
+    /// Heartbeat port [default: 3002].
+    #[arg(long, env = "SHOAL_HEARTBEAT_PORT")]
+    pub heartbeat_port: Option<u16>,
+    /// Cluster name reported by `cluster-name`; clients configured with a name check it [default: none].
+    #[arg(long, env = "SHOAL_CLUSTER_NAME")]
+    pub cluster_name: Option<String>,
+    /// 64-bit node id in hex [default: derived once and kept in the data directory].
+    #[arg(long, env = "SHOAL_NODE_ID")]
+    pub node_id: Option<String>,
+    /// Directory for the node's own files [default: /var/lib/shoal].
+    #[arg(long, env = "SHOAL_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Heartbeat seed, host:port or dns:name[:port]; repeatable (used by clustering).
+    #[arg(long = "seed", env = "SHOAL_SEED", value_delimiter = ',')]
+    pub seeds: Vec<String>,
+    /// Log filter: error, warn, info, debug, trace, or a tracing directive list [default: info].
+    #[arg(long, env = "SHOAL_LOG_LEVEL")]
+    pub log_level: Option<String>,
+    /// Most simultaneous client connections; more are refused [default: 15000].
+    #[arg(long, env = "SHOAL_MAX_CLIENT_CONNECTIONS")]
+    pub max_client_connections: Option<usize>,
+    /// Seconds a client connection may stay idle before the server closes it [default: 60].
+    #[arg(long, env = "SHOAL_CLIENT_IDLE_TIMEOUT")]
+    pub client_idle_timeout: Option<u64>,
+    #[arg(long = "namespace", env = "SHOAL_NAMESPACE", value_delimiter = ';', help = NAMESPACE_HELP)]
+    pub namespaces: Vec<String>,
+}
+
+/// The configuration file's shape. Unknown keys are rejected by serde.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct FileConfig {
+    address: Option<IpAddr>,
+    service_port: Option<u16>,
+    fabric_port: Option<u16>,
+    heartbeat_port: Option<u16>,
+    cluster_name: Option<String>,
+    node_id: Option<String>,
+    data_dir: Option<PathBuf>,
+    #[serde(default)]
+    seed: Vec<String>,
+    log_level: Option<String>,
+    max_client_connections: Option<usize>,
+    client_idle_timeout: Option<u64>,
+    #[serde(default)]
+    namespace: Vec<toml::Table>,
+}
+
+impl Config {
+    /// Parses the process's own flags and environment, then the file they name.
+    pub fn from_env_and_args() -> Result<Config> {
+        Config::from_flags(Flags::parse())
+    }
+
+    /// Merges flags (which already carry the environment) over the file over defaults.
+    pub fn from_flags(flags: Flags) -> Result<Config> {
+        let file = match &flags.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading configuration file {}", path.display()))?;
+                parse_file(&text).with_context(|| format!("in configuration file {}", path.display()))?
+            }
+            None => FileConfig::default(),
+        };
+        Config::merge(flags, file)
+    }
+
+    fn merge(flags: Flags, file: FileConfig) -> Result<Config> {
+        let d = Config::default();
+        let node_id_text = flags.node_id.or(file.node_id);
+        let node_id = match node_id_text {
+            Some(t) => Some(
+                NodeId::parse_hex(&t)
+                    .ok_or_else(|| anyhow!("node-id: `{t}` is not a non-zero 64-bit hex number"))?,
+            ),
+            None => None,
+        };
+        let namespaces = if !flags.namespaces.is_empty() {
+            flags
+                .namespaces
+                .iter()
+                .filter(|s| !s.trim().is_empty())
+                .map(|s| parse_namespace_flag(s))
+                .collect::<Result<Vec<_>>>()?
+        } else if !file.namespace.is_empty() {
+            file.namespace
+                .iter()
+                .map(namespace_from_table)
+                .collect::<Result<Vec<_>>>()?
+        } else {
+            d.namespaces.clone()
+        };
+        let cluster_name = flags
+            .cluster_name
+            .or(file.cluster_name)
+            .filter(|s| !s.is_empty());
+        let config = Config {
+            address: flags.address.or(file.address).unwrap_or(d.address),
+            service_port: flags.service_port.or(file.service_port).unwrap_or(d.service_port),
+            fabric_port: flags.fabric_port.or(file.fabric_port).unwrap_or(d.fabric_port),
+            heartbeat_port: flags
+                .heartbeat_port
+                .or(file.heartbeat_port)
+                .unwrap_or(d.heartbeat_port),
+            cluster_name,
+            node_id,
+            data_dir: flags.data_dir.or(file.data_dir).unwrap_or(d.data_dir),
+            seeds: if flags.seeds.is_empty() { file.seed } else { flags.seeds },
+            log_level: flags.log_level.or(file.log_level).unwrap_or(d.log_level),
+            max_client_connections: flags
+                .max_client_connections
+                .or(file.max_client_connections)
+                .unwrap_or(d.max_client_connections),
+            client_idle_timeout_s: flags
+                .client_idle_timeout
+                .or(file.client_idle_timeout)
+                .unwrap_or(d.client_idle_timeout_s),
+            namespaces,
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Parses a whole configuration from TOML text alone (no flags, no environment).
+    pub fn from_toml(text: &str) -> Result<Config> {
+        Config::merge(Flags::default(), parse_file(text)?)
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.namespaces.is_empty() {
+            bail!("namespace: at least one namespace is required");
+        }
+        let mut seen = std::collections::HashSet::new();
+        for ns in &self.namespaces {
+            if !seen.insert(ns.name.as_str()) {
+                bail!("namespace: `{}` is defined twice", ns.name);
+            }
+        }
+        if self.max_client_connections == 0 {
+            bail!("max-client-connections: must be at least 1");
+        }
+        if self.client_idle_timeout_s == 0 {
+            bail!("client-idle-timeout: must be at least 1 second");
+        }
+        Ok(())
+    }
+}
+
+fn parse_file(text: &str) -> Result<FileConfig> {
+    toml::from_str::<FileConfig>(text).map_err(|e| anyhow!("{}", e.message().trim()).context(e.to_string().trim().to_string()))
+}
+
+/// Parses `NAME[,KEY=VALUE...]`.
+fn parse_namespace_flag(s: &str) -> Result<NamespaceConfig> {
+    let mut parts = s.split(',').map(str::trim);
+    let name = parts.next().unwrap_or_default();
+    let mut ns = new_namespace(name)?;
+    for kv in parts.filter(|p| !p.is_empty()) {
+        let (k, v) = kv
+            .split_once('=')
+            .ok_or_else(|| anyhow!("namespace {name}: `{kv}` is not KEY=VALUE"))?;
+        apply_namespace_key(&mut ns, k.trim(), v.trim())?;
+    }
+    check_namespace(&ns)?;
+    Ok(ns)
+}
+
+fn namespace_from_table(t: &toml::Table) -> Result<NamespaceConfig> {
+    let name = t
+        .get("name")
+        .and_then(|v| v.as_str())
+        .ok_or_else(|| anyhow!("namespace: every [[namespace]] needs a string `name`"))?;
+    let mut ns = new_namespace(name)?;
+    for (k, v) in t {
+        if k == "name" {
+            continue;
+        }
+        let text = match v {
+            toml::Value::String(s) => s.clone(),
+            toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Boolean(b) => b.to_string(),
+            other => bail!("namespace {name}: key `{k}` has an unsupported value `{other}`"),
+        };
+        apply_namespace_key(&mut ns, k, &text)?;
+    }
+    check_namespace(&ns)?;
+    Ok(ns)
+}
+
+fn new_namespace(name: &str) -> Result<NamespaceConfig> {
+    if name.is_empty() || name.len() > constants::NAMESPACE_NAME_LEN_MAX_BYTES {
+        bail!(
+            "namespace: name `{name}` must be 1 to {} bytes",
+            constants::NAMESPACE_NAME_LEN_MAX_BYTES
+        );
+    }
+    if name.contains([';', ':', ',', '/', '\t', '\n', '=']) {
+        bail!("namespace: name `{name}` may not contain ; : , / = or whitespace control characters");
+    }
+    Ok(NamespaceConfig::default_named(name))
+}
+
+fn apply_namespace_key(ns: &mut NamespaceConfig, key: &str, value: &str) -> Result<()> {
+    let name = ns.name.clone();
+    let ctx = || format!("namespace {name}: key `{key}` has an invalid value `{value}`");
+    match key {
+        "memory-size" => ns.memory_size_bytes = parse_size(value).with_context(ctx)?,
+        "default-ttl" => ns.default_ttl_s = parse_duration_s(value).with_context(ctx)?,
+        "max-ttl" => ns.max_ttl_s = parse_duration_s(value).with_context(ctx)?,
+        "nsup-period" => ns.nsup_period_s = parse_duration_s(value).with_context(ctx)?,
+        "allow-ttl-without-nsup" => ns.allow_ttl_without_nsup = parse_bool(value).with_context(ctx)?,
+        "max-record-size" => ns.max_record_size_bytes = parse_size(value).with_context(ctx)?,
+        "stop-writes-pct" => ns.stop_writes_pct = value.parse().with_context(ctx)?,
+        "replication-factor" => ns.replication_factor = value.parse().with_context(ctx)?,
+        "storage-engine" => {
+            ns.storage_engine = match value {
+                "memory" => StorageEngine::Memory,
+                _ => bail!("namespace {name}: storage-engine `{value}` is not supported (memory)"),
+            }
+        }
+        _ => bail!("namespace {name}: unknown key `{key}`"),
+    }
+    Ok(())
+}
+
+fn check_namespace(ns: &NamespaceConfig) -> Result<()> {
+    let name = &ns.name;
+    if ns.memory_size_bytes < 1 << 20 {
+        bail!("namespace {name}: memory-size must be at least 1M");
+    }
+    if ns.max_record_size_bytes < 64 || ns.max_record_size_bytes > constants::PROTO_BODY_MAX_BYTES {
+        bail!("namespace {name}: max-record-size must be between 64 bytes and 128M");
+    }
+    if ns.default_ttl_s > ns.max_ttl_s {
+        bail!("namespace {name}: default-ttl exceeds max-ttl");
+    }
+    if ns.max_ttl_s > constants::TTL_MAX_S {
+        bail!("namespace {name}: max-ttl may be at most 10 years");
+    }
+    if ns.stop_writes_pct == 0 || ns.stop_writes_pct > 100 {
+        bail!("namespace {name}: stop-writes-pct must be 1..=100");
+    }
+    if ns.replication_factor == 0 {
+        bail!("namespace {name}: replication-factor must be at least 1");
+    }
+    Ok(())
+}
+
+/// Parses `123`, `64K`, `10M`, `2G`, `1T` (powers of 1024).
+pub fn parse_size(s: &str) -> Result<u64> {
+    let s = s.trim();
+    let (digits, mult) = match s.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let m: u64 = match c.to_ascii_uppercase() {
+                'K' => 1 << 10,
+                'M' => 1 << 20,
+                'G' => 1 << 30,
+                'T' => 1 << 40,
+                _ => bail!("unknown size suffix `{c}`"),
+            };
+            (&s[..i], m)
+        }
+        _ => (s, 1),
+    };
+    let n: u64 = digits.trim().parse().context("not a number")?;
+    n.checked_mul(mult).ok_or_else(|| anyhow!("size too large"))
+}
+
+/// Parses seconds, optionally with an `s`, `m`, `h` or `d` suffix.
+pub fn parse_duration_s(s: &str) -> Result<u32> {
+    let s = s.trim();
+    let (digits, mult) = match s.chars().last() {
+        Some('s') | Some('S') => (&s[..s.len() - 1], 1u64),
+        Some('m') | Some('M') => (&s[..s.len() - 1], 60),
+        Some('h') | Some('H') => (&s[..s.len() - 1], 3600),
+        Some('d') | Some('D') => (&s[..s.len() - 1], 86_400),
+        _ => (s, 1),
+    };
+    let n: u64 = digits.trim().parse().context("not a number")?;
+    let v = n.checked_mul(mult).ok_or_else(|| anyhow!("too large"))?;
+    u32::try_from(v).map_err(|_| anyhow!("too large"))
+}
+
+fn parse_bool(s: &str) -> Result<bool> {
+    match s {
+        "true" | "yes" | "1" => Ok(true),
+        "false" | "no" | "0" => Ok(false),
+        _ => bail!("not true or false"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flags(args: &[&str]) -> Flags {
+        let mut v = vec!["shoald"];
+        v.extend_from_slice(args);
+        Flags::try_parse_from(v).expect("flags parse")
+    }
+
+    #[test]
+    fn no_configuration_serves_test_in_memory() {
+        let c = Config::from_flags(flags(&[])).expect("default config");
+        assert_eq!(c.service_port, 3000);
+        assert_eq!(c.namespaces.len(), 1);
+        assert_eq!(c.namespaces[0].name, "test");
+        assert!(c.namespaces[0].nsup_period_s > 0);
+    }
+
+    #[test]
+    fn flag_wins_over_file() {
+        let dir = std::env::temp_dir().join(format!("shoal-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("tmp dir");
+        let path = dir.join("a.toml");
+        std::fs::write(&path, "service-port = 4000\nfabric-port = 4001\n").expect("write");
+        let p = path.to_string_lossy().to_string();
+        let c = Config::from_flags(flags(&["--config", &p, "--service-port", "5000"])).expect("cfg");
+        assert_eq!(c.service_port, 5000);
+        assert_eq!(c.fabric_port, 4001);
+    }
+
+    #[test]
+    fn unknown_file_key_is_named() {
+        let err = Config::from_toml("service-prot = 3\n").expect_err("must fail");
+        assert!(format!("{err:#}").contains("service-prot"), "{err:#}");
+        let err = Config::from_toml("[[namespace]]\nname = \"a\"\nmemroy-size = \"1G\"\n")
+            .expect_err("must fail");
+        assert!(format!("{err:#}").contains("memroy-size"), "{err:#}");
+    }
+
+    #[test]
+    fn namespace_flag_parses_keys() {
+        let c = Config::from_flags(flags(&[
+            "--namespace",
+            "bar,memory-size=64M,default-ttl=1d,nsup-period=1",
+        ]))
+        .expect("cfg");
+        assert_eq!(c.namespaces[0].name, "bar");
+        assert_eq!(c.namespaces[0].memory_size_bytes, 64 << 20);
+        assert_eq!(c.namespaces[0].default_ttl_s, 86_400);
+        assert!(Config::from_flags(flags(&["--namespace", "bar,colour=red"])).is_err());
+        assert!(Config::from_flags(flags(&["--namespace", "bar,memory-size=lots"])).is_err());
+    }
+
+    #[test]
+    fn invalid_node_id_is_refused() {
+        assert!(Config::from_flags(flags(&["--node-id", "zz"])).is_err());
+        let c = Config::from_flags(flags(&["--node-id", "BB9"])).expect("cfg");
+        assert_eq!(c.node_id, Some(NodeId(0xBB9)));
+    }
+}

@@ -1,0 +1,124 @@
+//! Starts shoal nodes for tests: in-process on an ephemeral port ([`TestServer`]), or as a
+//! real `shoald` process ([`ProcessServer`]). It must never be used by production code.
+
+use anyhow::{anyhow, bail, Context, Result};
+use shoal_server::{Config, RunningServer};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A node running inside the test process, listening on 127.0.0.1 on a free port.
+pub struct TestServer {
+    inner: RunningServer,
+}
+
+impl TestServer {
+    /// The default node: namespace `test` in memory, with a 1 s expiration period so tests of
+    /// background expiry finish quickly.
+    pub fn start() -> TestServer {
+        TestServer::start_with("[[namespace]]\nname = \"test\"\nnsup-period = 1\n")
+    }
+
+    /// A node from TOML configuration text (the `shoald --config` format). The address is forced
+    /// to 127.0.0.1 and the service port to an ephemeral one.
+    pub fn start_with(toml: &str) -> TestServer {
+        let mut config = Config::from_toml(toml).expect("test configuration must parse");
+        config.address = [127, 0, 0, 1].into();
+        config.service_port = 0;
+        let inner = RunningServer::start(config).expect("test server must start");
+        TestServer { inner }
+    }
+
+    /// The service address, e.g. for `aerospike::Client::new(&policy, &server.host_port())`.
+    pub fn addr(&self) -> SocketAddr {
+        self.inner.service_addr()
+    }
+
+    /// `"127.0.0.1:PORT"`.
+    pub fn host_port(&self) -> String {
+        self.addr().to_string()
+    }
+}
+
+/// A real `shoald` process. Killed (SIGKILL) when dropped.
+pub struct ProcessServer {
+    child: Child,
+    port: u16,
+}
+
+impl ProcessServer {
+    /// Spawns `shoald` with `args` plus `--address 127.0.0.1 --service-port <free port>`, and
+    /// waits until the port accepts connections.
+    pub fn spawn(args: &[&str]) -> Result<ProcessServer> {
+        let port = free_port()?;
+        let port_s = port.to_string();
+        let mut cmd = Command::new(shoald_path()?);
+        cmd.args(["--address", "127.0.0.1", "--service-port", &port_s])
+            .args(args)
+            .stdin(Stdio::null());
+        let child = cmd.spawn().context("spawning shoald")?;
+        let mut server = ProcessServer { child, port };
+        server.wait_ready(Duration::from_secs(20))?;
+        Ok(server)
+    }
+
+    /// The service port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `"127.0.0.1:PORT"`.
+    pub fn host_port(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The process id, for signals.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn wait_ready(&mut self, limit: Duration) -> Result<()> {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if let Some(status) = self.child.try_wait()? {
+                bail!("shoald exited before listening: {status}");
+            }
+            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Err(anyhow!("shoald did not listen on port {} within {limit:?}", self.port))
+    }
+}
+
+impl Drop for ProcessServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Asks the OS for a free TCP port on 127.0.0.1.
+pub fn free_port() -> Result<u16> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(l.local_addr()?.port())
+}
+
+/// Finds the `shoald` binary: `$SHOALD_BIN`, else next to the running test executable's
+/// target directory (`target/<profile>/shoald`).
+pub fn shoald_path() -> Result<PathBuf> {
+    if let Some(p) = std::env::var_os("SHOALD_BIN") {
+        return Ok(PathBuf::from(p));
+    }
+    let exe = std::env::current_exe()?;
+    // target/<profile>/deps/<test-binary> -> target/<profile>/shoald
+    for dir in exe.ancestors().skip(1).take(3) {
+        let candidate = dir.join("shoald");
+        if candidate.is_file() {
+            return Ok(candidate);
+        }
+    }
+    bail!("shoald binary not found near {}; run `cargo build --bin shoald` or set SHOALD_BIN", exe.display())
+}

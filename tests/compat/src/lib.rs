@@ -1,0 +1,1 @@
+//! Official-client compatibility tests live in `tests/`; this library is empty on purpose.
