@@ -72,7 +72,10 @@ impl NodeId {
         if s.is_empty() || s.len() > 16 {
             return None;
         }
-        u64::from_str_radix(s, 16).ok().filter(|v| *v != 0).map(NodeId)
+        u64::from_str_radix(s, 16)
+            .ok()
+            .filter(|v| *v != 0)
+            .map(NodeId)
     }
 }
 

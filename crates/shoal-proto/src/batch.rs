@@ -49,7 +49,9 @@ pub struct BatchIndex<'a> {
 impl<'a> BatchIndex<'a> {
     /// Decodes the field header; rows are decoded lazily by [`BatchIndex::rows`].
     pub fn decode(data: &'a [u8], rows_max: u32) -> Result<BatchIndex<'a>, DecodeError> {
-        let h = data.get(..5).ok_or(DecodeError::Truncated("batch header"))?;
+        let h = data
+            .get(..5)
+            .ok_or(DecodeError::Truncated("batch header"))?;
         let count = u32::from_be_bytes([h[0], h[1], h[2], h[3]]);
         if count == 0 {
             return Err(DecodeError::Malformed("batch with no rows"));
@@ -206,7 +208,12 @@ mod tests {
         r2.extend_from_slice(&[0, 0, 0, 60]); // ttl
         r2.extend_from_slice(&[0, 2, 0, 0]);
         r2.extend_from_slice(&ns_field());
-        data.extend(row(2, 3, ROW_HAS_INFO | ROW_HAS_GENERATION | ROW_HAS_TTL, &r2));
+        data.extend(row(
+            2,
+            3,
+            ROW_HAS_INFO | ROW_HAS_GENERATION | ROW_HAS_TTL,
+            &r2,
+        ));
         let b = BatchIndex::decode(&data, 100).expect("header");
         let rows: Vec<_> = b.rows().collect::<Result<_, _>>().expect("rows");
         assert_eq!(rows.len(), 3);

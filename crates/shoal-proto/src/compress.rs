@@ -19,12 +19,15 @@ pub fn inflate(body: &[u8], max: u64) -> Result<Vec<u8>, DecodeError> {
             max,
         });
     }
-    let mut out = Vec::with_capacity(usize::try_from(size).map_err(|_| DecodeError::Malformed("size"))?);
+    let mut out =
+        Vec::with_capacity(usize::try_from(size).map_err(|_| DecodeError::Malformed("size"))?);
     let mut dec = flate2::read::ZlibDecoder::new(&body[8..]).take(size + 1);
     dec.read_to_end(&mut out)
         .map_err(|_| DecodeError::Malformed("zlib stream"))?;
     if out.len() as u64 != size {
-        return Err(DecodeError::Malformed("inflated size differs from the declared size"));
+        return Err(DecodeError::Malformed(
+            "inflated size differs from the declared size",
+        ));
     }
     Ok(out)
 }
@@ -46,8 +49,14 @@ mod tests {
     #[test]
     fn inflates_and_checks_sizes() {
         let body = deflate(b"hello world hello world");
-        assert_eq!(inflate(&body, 1000).expect("ok"), b"hello world hello world");
-        assert!(matches!(inflate(&body, 5), Err(DecodeError::TooLong { .. })));
+        assert_eq!(
+            inflate(&body, 1000).expect("ok"),
+            b"hello world hello world"
+        );
+        assert!(matches!(
+            inflate(&body, 5),
+            Err(DecodeError::TooLong { .. })
+        ));
         let mut lying = body.clone();
         lying[7] += 1;
         assert!(inflate(&lying, 1000).is_err());

@@ -136,15 +136,28 @@ impl MsgHeader {
         })
     }
 
+    /// The encoded header.
+    pub fn to_bytes(&self) -> [u8; MSG_HEADER_LEN] {
+        let mut b = [0u8; MSG_HEADER_LEN];
+        b[0] = MSG_HEADER_LEN as u8;
+        b[1..6].copy_from_slice(&[
+            self.info1,
+            self.info2,
+            self.info3,
+            self.info4,
+            self.result_code,
+        ]);
+        b[6..10].copy_from_slice(&self.generation.to_be_bytes());
+        b[10..14].copy_from_slice(&self.record_ttl.to_be_bytes());
+        b[14..18].copy_from_slice(&self.transaction_ttl.to_be_bytes());
+        b[18..20].copy_from_slice(&self.n_fields.to_be_bytes());
+        b[20..22].copy_from_slice(&self.n_ops.to_be_bytes());
+        b
+    }
+
     /// Appends the encoded header to `out`.
     pub fn encode_into(&self, out: &mut Vec<u8>) {
-        out.push(MSG_HEADER_LEN as u8);
-        out.extend_from_slice(&[self.info1, self.info2, self.info3, self.info4, self.result_code]);
-        out.extend_from_slice(&self.generation.to_be_bytes());
-        out.extend_from_slice(&self.record_ttl.to_be_bytes());
-        out.extend_from_slice(&self.transaction_ttl.to_be_bytes());
-        out.extend_from_slice(&self.n_fields.to_be_bytes());
-        out.extend_from_slice(&self.n_ops.to_be_bytes());
+        out.extend_from_slice(&self.to_bytes());
     }
 }
 
@@ -196,7 +209,12 @@ impl<'a> Fields<'a> {
             let data_len = size - 1;
             let start = at + FIELD_HEADER_LEN;
             let data = b
-                .get(start..start.checked_add(data_len).ok_or(DecodeError::Malformed("field size"))?)
+                .get(
+                    start
+                        ..start
+                            .checked_add(data_len)
+                            .ok_or(DecodeError::Malformed("field size"))?,
+                )
                 .ok_or(DecodeError::Truncated("field data"))?;
             f.set_field(hdr[4], data);
             at = start + data_len;
@@ -405,6 +423,28 @@ impl MsgWriter {
         h.encode_into(&mut self.buf);
     }
 
+    /// Appends a record header and returns its offset, so counts and metadata known only
+    /// later can be set with [`MsgWriter::patch_header`].
+    pub fn begin_record(&mut self, h: &MsgHeader) -> usize {
+        self.open_frame();
+        let at = self.buf.len();
+        h.encode_into(&mut self.buf);
+        at
+    }
+
+    /// Rewrites the record header at `at` (an offset from [`MsgWriter::begin_record`]).
+    pub fn patch_header(&mut self, at: usize, h: &MsgHeader) {
+        if let Some(dst) = self.buf.get_mut(at..at + MSG_HEADER_LEN) {
+            dst.copy_from_slice(&h.to_bytes());
+        }
+    }
+
+    /// Drops everything written after offset `at` (used to replace a half-written record by
+    /// an error record).
+    pub fn truncate(&mut self, at: usize) {
+        self.buf.truncate(at);
+    }
+
     /// Appends a field.
     pub fn field(&mut self, field_type: u8, data: &[u8]) {
         self.buf
@@ -525,7 +565,12 @@ mod tests {
             ..MsgHeader::default()
         });
         w.field(field::NAMESPACE, b"test");
-        w.op(op::WRITE, crate::particle::INTEGER, b"a", &7i64.to_be_bytes());
+        w.op(
+            op::WRITE,
+            crate::particle::INTEGER,
+            b"a",
+            &7i64.to_be_bytes(),
+        );
         w.op(op::READ, 0, b"bb", b"");
         w.close_frame();
         let bytes = w.bytes();

@@ -197,7 +197,8 @@ impl Config {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .with_context(|| format!("reading configuration file {}", path.display()))?;
-                parse_file(&text).with_context(|| format!("in configuration file {}", path.display()))?
+                parse_file(&text)
+                    .with_context(|| format!("in configuration file {}", path.display()))?
             }
             None => FileConfig::default(),
         };
@@ -235,8 +236,14 @@ impl Config {
             .filter(|s| !s.is_empty());
         let config = Config {
             address: flags.address.or(file.address).unwrap_or(d.address),
-            service_port: flags.service_port.or(file.service_port).unwrap_or(d.service_port),
-            fabric_port: flags.fabric_port.or(file.fabric_port).unwrap_or(d.fabric_port),
+            service_port: flags
+                .service_port
+                .or(file.service_port)
+                .unwrap_or(d.service_port),
+            fabric_port: flags
+                .fabric_port
+                .or(file.fabric_port)
+                .unwrap_or(d.fabric_port),
             heartbeat_port: flags
                 .heartbeat_port
                 .or(file.heartbeat_port)
@@ -244,7 +251,11 @@ impl Config {
             cluster_name,
             node_id,
             data_dir: flags.data_dir.or(file.data_dir).unwrap_or(d.data_dir),
-            seeds: if flags.seeds.is_empty() { file.seed } else { flags.seeds },
+            seeds: if flags.seeds.is_empty() {
+                file.seed
+            } else {
+                flags.seeds
+            },
             log_level: flags.log_level.or(file.log_level).unwrap_or(d.log_level),
             max_client_connections: flags
                 .max_client_connections
@@ -286,7 +297,8 @@ impl Config {
 }
 
 fn parse_file(text: &str) -> Result<FileConfig> {
-    toml::from_str::<FileConfig>(text).map_err(|e| anyhow!("{}", e.message().trim()).context(e.to_string().trim().to_string()))
+    toml::from_str::<FileConfig>(text)
+        .map_err(|e| anyhow!("{}", e.message().trim()).context(e.to_string().trim().to_string()))
 }
 
 /// Parses `NAME[,KEY=VALUE...]`.
@@ -334,7 +346,9 @@ fn new_namespace(name: &str) -> Result<NamespaceConfig> {
         );
     }
     if name.contains([';', ':', ',', '/', '\t', '\n', '=']) {
-        bail!("namespace: name `{name}` may not contain ; : , / = or whitespace control characters");
+        bail!(
+            "namespace: name `{name}` may not contain ; : , / = or whitespace control characters"
+        );
     }
     Ok(NamespaceConfig::default_named(name))
 }
@@ -347,7 +361,9 @@ fn apply_namespace_key(ns: &mut NamespaceConfig, key: &str, value: &str) -> Resu
         "default-ttl" => ns.default_ttl_s = parse_duration_s(value).with_context(ctx)?,
         "max-ttl" => ns.max_ttl_s = parse_duration_s(value).with_context(ctx)?,
         "nsup-period" => ns.nsup_period_s = parse_duration_s(value).with_context(ctx)?,
-        "allow-ttl-without-nsup" => ns.allow_ttl_without_nsup = parse_bool(value).with_context(ctx)?,
+        "allow-ttl-without-nsup" => {
+            ns.allow_ttl_without_nsup = parse_bool(value).with_context(ctx)?
+        }
         "max-record-size" => ns.max_record_size_bytes = parse_size(value).with_context(ctx)?,
         "stop-writes-pct" => ns.stop_writes_pct = value.parse().with_context(ctx)?,
         "replication-factor" => ns.replication_factor = value.parse().with_context(ctx)?,
@@ -454,7 +470,8 @@ mod tests {
         let path = dir.join("a.toml");
         std::fs::write(&path, "service-port = 4000\nfabric-port = 4001\n").expect("write");
         let p = path.to_string_lossy().to_string();
-        let c = Config::from_flags(flags(&["--config", &p, "--service-port", "5000"])).expect("cfg");
+        let c =
+            Config::from_flags(flags(&["--config", &p, "--service-port", "5000"])).expect("cfg");
         assert_eq!(c.service_port, 5000);
         assert_eq!(c.fabric_port, 4001);
     }

@@ -1,23 +1,222 @@
-//! A running node: owns the tokio runtime thread and the listener.
+//! A running node: its runtime thread, listener, accept loop, background expiration, and
+//! shutdown. Aerospike counterpart: `as/src/base/service.c` (accept), `nsup.c` (timers).
 
-use crate::config::Config;
-use anyhow::Result;
+use crate::config::{Config, NamespaceConfig};
+use crate::connection;
+use crate::state::{NodeState, NodeStats};
+use anyhow::{Context, Result};
+use shoal_base::{NodeId, SystemClock};
+use shoal_data::{Database, NamespaceSettings};
 use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicU64, AtomicUsize};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tracing::{info, warn};
 
 /// A node started in this process on its own runtime thread. Dropping it stops the node.
 pub struct RunningServer {
     service_addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl RunningServer {
     /// Starts a node with `config`; returns once the service port is listening.
     pub fn start(config: Config) -> Result<RunningServer> {
-        let _ = config;
-        anyhow::bail!("not yet implemented")
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .thread_name("shoal-worker")
+            .build()
+            .context("building the tokio runtime")?;
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("shoal-node".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    match bind(config).await {
+                        Ok((listener, state)) => {
+                            let addr = listener.local_addr();
+                            let _ = ready_tx.send(addr.map_err(anyhow::Error::from));
+                            serve(listener, state, shutdown_rx).await;
+                        }
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e));
+                        }
+                    }
+                });
+            })
+            .context("spawning the node thread")?;
+        let service_addr = ready_rx
+            .recv()
+            .context("node thread ended before listening")??;
+        Ok(RunningServer {
+            service_addr,
+            shutdown,
+            thread: Some(thread),
+        })
     }
 
     /// The address clients connect to.
     pub fn service_addr(&self) -> SocketAddr {
         self.service_addr
     }
+
+    /// Stops accepting, and waits for the node thread to finish.
+    pub fn stop(mut self) {
+        self.stop_inner();
+    }
+
+    fn stop_inner(&mut self) {
+        let _ = self.shutdown.send(true);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        self.stop_inner();
+    }
+}
+
+/// Runs a node on the current runtime until `shutdown` turns true (used by `shoald`).
+pub async fn run(config: Config, shutdown: watch::Receiver<bool>) -> Result<()> {
+    let (listener, state) = bind(config).await?;
+    serve(listener, state, shutdown).await;
+    Ok(())
+}
+
+fn namespace_settings(n: &NamespaceConfig) -> NamespaceSettings {
+    NamespaceSettings {
+        name: n.name.clone(),
+        memory_size_bytes: n.memory_size_bytes,
+        default_ttl_s: n.default_ttl_s,
+        max_ttl_s: n.max_ttl_s,
+        nsup_period_s: n.nsup_period_s,
+        allow_ttl_without_nsup: n.allow_ttl_without_nsup,
+        max_record_size_bytes: n.max_record_size_bytes,
+        stop_writes_pct: u32::from(n.stop_writes_pct),
+        replication_factor: u32::from(n.replication_factor),
+    }
+}
+
+async fn bind(config: Config) -> Result<(TcpListener, Arc<NodeState>)> {
+    let addr = SocketAddr::new(config.address, config.service_port);
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding the service port {addr}"))?;
+    let node_id = match config.node_id {
+        Some(id) => id,
+        None => load_or_create_node_id(&config.data_dir),
+    };
+    let settings: Vec<NamespaceSettings> =
+        config.namespaces.iter().map(namespace_settings).collect();
+    let db = Database::new(&settings, Arc::new(SystemClock));
+    let local = listener.local_addr()?;
+    info!(target: "shoal::node", node_id = %node_id, address = %local,
+        namespaces = ?config.namespaces.iter().map(|n| n.name.as_str()).collect::<Vec<_>>(),
+        "node listening");
+    let state = Arc::new(NodeState {
+        max_client_connections: AtomicUsize::new(config.max_client_connections),
+        client_idle_timeout_s: AtomicU64::new(config.client_idle_timeout_s),
+        config,
+        node_id,
+        db,
+        stats: NodeStats::default(),
+        started: Instant::now(),
+        partition_generation: AtomicU64::new(1),
+    });
+    Ok((listener, state))
+}
+
+async fn serve(listener: TcpListener, state: Arc<NodeState>, mut shutdown: watch::Receiver<bool>) {
+    for ns in state.db.namespaces() {
+        let ns = ns.clone();
+        let mut stop = shutdown.clone();
+        tokio::spawn(async move {
+            loop {
+                let period = ns.settings.nsup_period_s.load(Relaxed);
+                let wait = Duration::from_secs(u64::from(period.max(1)));
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = stop.changed() => return,
+                }
+                if period == 0 {
+                    continue;
+                }
+                let ns2 = ns.clone();
+                match tokio::task::spawn_blocking(move || shoal_data::maintenance::sweep(&ns2))
+                    .await
+                {
+                    Ok(r) if r.expired + r.truncated > 0 => {
+                        info!(target: "shoal::nsup", namespace = %ns.name, expired = r.expired,
+                            truncated = r.truncated, "removed records");
+                    }
+                    Ok(_) => {}
+                    Err(e) => warn!(target: "shoal::nsup", "sweep task failed: {e}"),
+                }
+            }
+        });
+    }
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let state = state.clone();
+                    tokio::spawn(connection::handle(stream, peer, state, shutdown.clone()));
+                }
+                Err(e) => {
+                    // Typically EMFILE: back off briefly instead of spinning.
+                    warn!(target: "shoal::service", "accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            _ = shutdown.changed() => break,
+        }
+    }
+    info!(target: "shoal::node", "node stopped accepting connections");
+}
+
+/// Reads the node id kept in `data_dir/node_id`, or creates one. The id is random (never
+/// derived from a MAC address) and kept so a restarted container keeps its identity. When
+/// the directory cannot be written, the id lives only as long as the process and a warning
+/// says so.
+fn load_or_create_node_id(data_dir: &Path) -> NodeId {
+    let path = data_dir.join("node_id");
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        if let Some(id) = NodeId::parse_hex(&text) {
+            return id;
+        }
+        warn!(target: "shoal::node", path = %path.display(), "ignoring an unreadable node id file");
+    }
+    let id = random_node_id();
+    let saved =
+        std::fs::create_dir_all(data_dir).and_then(|_| std::fs::write(&path, format!("{id}\n")));
+    if let Err(e) = saved {
+        warn!(target: "shoal::node", path = %path.display(),
+            "cannot keep the node id ({e}); this node gets a new id on every start (set --node-id or --data-dir)");
+    }
+    id
+}
+
+fn random_node_id() -> NodeId {
+    use std::hash::{BuildHasher, Hasher};
+    // RandomState is seeded from the OS's randomness; mixing in the time and pid makes two
+    // processes started together differ even if that seed repeated.
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    h.write_u32(std::process::id());
+    // Keep it to 60 bits and non-zero so it prints like Aerospike ids (up to 15 hex digits).
+    NodeId((h.finish() & 0x0FFF_FFFF_FFFF_FFFF) | 1)
 }

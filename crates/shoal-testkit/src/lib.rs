@@ -89,7 +89,10 @@ impl ProcessServer {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        Err(anyhow!("shoald did not listen on port {} within {limit:?}", self.port))
+        Err(anyhow!(
+            "shoald did not listen on port {} within {limit:?}",
+            self.port
+        ))
     }
 }
 
@@ -120,5 +123,8 @@ pub fn shoald_path() -> Result<PathBuf> {
             return Ok(candidate);
         }
     }
-    bail!("shoald binary not found near {}; run `cargo build --bin shoald` or set SHOALD_BIN", exe.display())
+    bail!(
+        "shoald binary not found near {}; run `cargo build --bin shoald` or set SHOALD_BIN",
+        exe.display()
+    )
 }

@@ -1,0 +1,105 @@
+//! Errors of the data layer and their one mapping to Aerospike result codes.
+
+use shoal_proto::ResultCode;
+
+/// Why a record transaction failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DataError {
+    #[error("record not found")]
+    NotFound,
+    #[error("generation check failed")]
+    Generation,
+    #[error("bad request: {0}")]
+    Parameter(&'static str),
+    #[error("record already exists")]
+    RecordExists,
+    #[error("namespace is at stop-writes")]
+    StopWrites,
+    #[error("operation on a bin of another type")]
+    BinType,
+    #[error("record of {size} bytes exceeds max-record-size {max}")]
+    RecordTooBig { size: u64, max: u64 },
+    #[error("unsupported: {0}")]
+    Unsupported(&'static str),
+    #[error("user key does not hash to the digest")]
+    KeyMismatch,
+    #[error("namespace not found")]
+    NamespaceNotFound,
+    #[error("bin name longer than 15 bytes")]
+    BinName,
+    #[error("forbidden: {0}")]
+    Forbidden(&'static str),
+    #[error("udf error: {0}")]
+    Udf(&'static str),
+    #[error("secondary index not found")]
+    IndexNotFound,
+}
+
+impl DataError {
+    /// The result code a real Aerospike server returns for this failure.
+    pub fn result_code(&self) -> ResultCode {
+        match self {
+            DataError::NotFound => ResultCode::KeyNotFound,
+            DataError::Generation => ResultCode::Generation,
+            DataError::Parameter(_) => ResultCode::Parameter,
+            DataError::RecordExists => ResultCode::KeyExists,
+            DataError::StopWrites => ResultCode::OutOfSpace,
+            DataError::BinType => ResultCode::BinTypeError,
+            DataError::RecordTooBig { .. } => ResultCode::RecordTooBig,
+            DataError::Unsupported(_) => ResultCode::UnsupportedFeature,
+            DataError::KeyMismatch => ResultCode::KeyMismatch,
+            DataError::NamespaceNotFound => ResultCode::InvalidNamespace,
+            DataError::BinName => ResultCode::BinNameTooLong,
+            DataError::Forbidden(_) => ResultCode::Forbidden,
+            DataError::Udf(_) => ResultCode::UdfBadResponse,
+            DataError::IndexNotFound => ResultCode::SindexNotFound,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every variant maps to the code Aerospike uses for it; adding a variant without a row
+    /// here fails the exhaustive match below.
+    #[test]
+    fn every_error_has_its_aerospike_code() {
+        let all = [
+            (DataError::NotFound, 2),
+            (DataError::Generation, 3),
+            (DataError::Parameter("x"), 4),
+            (DataError::RecordExists, 5),
+            (DataError::StopWrites, 8),
+            (DataError::BinType, 12),
+            (DataError::RecordTooBig { size: 2, max: 1 }, 13),
+            (DataError::Unsupported("x"), 16),
+            (DataError::KeyMismatch, 19),
+            (DataError::NamespaceNotFound, 20),
+            (DataError::BinName, 21),
+            (DataError::Forbidden("x"), 22),
+            (DataError::Udf("x"), 100),
+            (DataError::IndexNotFound, 201),
+        ];
+        for (e, code) in &all {
+            // Exhaustiveness guard: a new variant must be added to `all`.
+            match e {
+                DataError::NotFound
+                | DataError::Generation
+                | DataError::Parameter(_)
+                | DataError::RecordExists
+                | DataError::StopWrites
+                | DataError::BinType
+                | DataError::RecordTooBig { .. }
+                | DataError::Unsupported(_)
+                | DataError::KeyMismatch
+                | DataError::NamespaceNotFound
+                | DataError::BinName
+                | DataError::Forbidden(_)
+                | DataError::Udf(_)
+                | DataError::IndexNotFound => {}
+            }
+            assert_eq!(e.result_code().code(), *code, "{e:?}");
+        }
+    }
+}

@@ -1,0 +1,652 @@
+//! The info command table: the text commands clients use to discover and tend the node
+//! (`node`, `build`, `partition-generation`, `peers-*`, `replicas`...) and the ones operators
+//! use (`namespace/<ns>`, `sets`, `statistics`, `get-config`, `set-config`, `truncate`...).
+//! Every requested line is answered, in order, echoing the line; unknown commands get
+//! `ERROR:4:unrecognized command`. Aerospike counterpart: `as/src/base/thr_info.c`.
+
+use crate::state::NodeState;
+use base64::Engine;
+use shoal_base::constants::PARTITIONS;
+use shoal_data::{maintenance, Namespace};
+use shoal_proto::info::{push_reply_line, request_lines, Command};
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering::Relaxed;
+use tracing::info;
+
+/// The Aerospike server version whose client-visible protocol we implement. 7.2 turns on
+/// partition scans/queries and the batch-any format in every client, and stays below 8.0 (MRT)
+/// and 8.1 (user-agent-set, new sindex syntax), which we do not claim.
+pub const BUILD: &str = "7.2.0.0";
+/// Feature tokens for clients that gate on `features` (Java, Go): only what is implemented.
+pub const FEATURES: &str = "batch-any;batch-index;blob-bits;float;peers;pipelining;pquery;pscans;query-show;replicas;replicas-all;replicas-master;replicas-max;truncate-namespace";
+const EDITION: &str = "shoal Community Edition";
+
+/// Answers an info request body into `out` (the proto header is the caller's).
+pub fn handle(state: &NodeState, body: &[u8], local: Option<SocketAddr>, out: &mut Vec<u8>) {
+    let mut any = false;
+    for line in request_lines(body) {
+        any = true;
+        let text = String::from_utf8_lossy(line);
+        let value = answer(state, &text, local);
+        push_reply_line(out, line, &value);
+    }
+    if !any && body.iter().all(|b| b.is_ascii_whitespace()) {
+        // The empty request: a summary of the defaults, as the official server gives.
+        for name in [
+            "node",
+            "build",
+            "edition",
+            "version",
+            "features",
+            "cluster-name",
+            "partition-generation",
+            "statistics",
+        ] {
+            let value = answer(state, name, local);
+            push_reply_line(out, name.as_bytes(), &value);
+        }
+    }
+}
+
+fn unrecognized() -> String {
+    "ERROR:4:unrecognized command".to_string()
+}
+
+fn answer(state: &NodeState, line: &str, local: Option<SocketAddr>) -> String {
+    let cmd = Command::parse(line);
+    match cmd.name {
+        "node" => state.node_id.to_string(),
+        "build" => BUILD.to_string(),
+        "version" => format!(
+            "{EDITION} build {BUILD} (shoal {})",
+            env!("CARGO_PKG_VERSION")
+        ),
+        "edition" => EDITION.to_string(),
+        "build_os" => "linux".to_string(),
+        "compatibility-id" => "1".to_string(),
+        "features" => FEATURES.to_string(),
+        "status" => "ok".to_string(),
+        "cluster-name" => state
+            .config
+            .cluster_name
+            .clone()
+            .unwrap_or_else(|| "null".to_string()),
+        "partition-generation" => state.partition_generation.load(Relaxed).to_string(),
+        "peers-generation" | "rebalance-generation" => "1".to_string(),
+        "peers-clear-std" | "peers-clear-alt" | "peers-tls-std" | "peers-tls-alt"
+        | "alumni-clear-std" | "alumni-tls-std" => {
+            format!("1,{},[]", state.config.service_port_reported(local))
+        }
+        "services" | "services-alumni" | "services-alternate" => String::new(),
+        "service" | "service-clear-std" | "service-clear-alt" => service_address(state, local),
+        "service-tls-std" | "service-tls-alt" => String::new(),
+        "partitions" => PARTITIONS.to_string(),
+        "replicas" => replicas(state, true),
+        "replicas-all" => replicas(state, false),
+        "replicas-master" => replicas_master(state),
+        "namespaces" => state
+            .db
+            .namespaces()
+            .iter()
+            .map(|n| n.name.as_str())
+            .collect::<Vec<_>>()
+            .join(";"),
+        "namespace" => namespace_info(state, &cmd),
+        "sets" => sets_info(state, &cmd),
+        "bins" => bins_info(state, &cmd),
+        "statistics" => statistics(state),
+        "get-config" => get_config(state, &cmd),
+        "set-config" => set_config(state, &cmd),
+        "cluster-stable" => cluster_stable(state, &cmd),
+        "cluster-key" => cluster_key(state),
+        "truncate" => truncate(state, &cmd, false),
+        "truncate-namespace" => truncate(state, &cmd, true),
+        "user-agent-set" => "ok".to_string(),
+        "udf-list" | "sindex-list" | "sindex" | "query-show" | "scan-show"
+            if cmd.args.is_empty() =>
+        {
+            String::new()
+        }
+        "query-show" | "scan-show" => "ERROR:2:job not found".to_string(),
+        "sindex-exists" => "false".to_string(),
+        "rack-ids" | "racks" => "ERROR:25:enterprise only".to_string(),
+        _ => unrecognized(),
+    }
+}
+
+impl crate::config::Config {
+    /// The service port clients should use: the configured one, or the bound one when the
+    /// node was started on port 0.
+    fn service_port_reported(&self, local: Option<SocketAddr>) -> u16 {
+        match local {
+            Some(a) if self.service_port == 0 => a.port(),
+            _ => self.service_port,
+        }
+    }
+}
+
+/// This node's client address: the address the asking client reached us on, which is by
+/// construction one it can use (so clients never mistake the node for a load balancer).
+fn service_address(state: &NodeState, local: Option<SocketAddr>) -> String {
+    match local {
+        Some(a) => match a {
+            SocketAddr::V4(v4) => format!("{}:{}", v4.ip(), v4.port()),
+            SocketAddr::V6(v6) => format!("[{}]:{}", v6.ip(), v6.port()),
+        },
+        None => format!("{}:{}", state.config.address, state.config.service_port),
+    }
+}
+
+/// A 4096-bit bitmap with every partition set: this node owns all of them.
+fn all_partitions_b64() -> String {
+    base64::engine::general_purpose::STANDARD.encode([0xFFu8; PARTITIONS / 8])
+}
+
+fn no_partitions_b64() -> String {
+    base64::engine::general_purpose::STANDARD.encode([0u8; PARTITIONS / 8])
+}
+
+/// `ns:regime,N,bitmap...` per namespace. A single node is master of every partition and
+/// holds no replica copies, so columns after the first are empty.
+fn replicas(state: &NodeState, with_regime: bool) -> String {
+    let all = all_partitions_b64();
+    let none = no_partitions_b64();
+    let mut out = String::new();
+    for (i, ns) in state.db.namespaces().iter().enumerate() {
+        if i > 0 {
+            out.push(';');
+        }
+        // A one-node cluster holds one copy whatever the replication factor; `max=` only
+        // caps the column count, which is already the minimum of 1.
+        let n = 1u32;
+        let _ = write!(out, "{}:", ns.name);
+        if with_regime {
+            out.push_str("0,");
+        }
+        let _ = write!(out, "{n}");
+        for col in 0..n {
+            out.push(',');
+            out.push_str(if col == 0 { &all } else { &none });
+        }
+    }
+    out
+}
+
+fn replicas_master(state: &NodeState) -> String {
+    let all = all_partitions_b64();
+    state
+        .db
+        .namespaces()
+        .iter()
+        .map(|ns| format!("{}:{all}", ns.name))
+        .collect::<Vec<_>>()
+        .join(";")
+}
+
+fn find_ns<'s>(state: &'s NodeState, name: &str) -> Option<&'s Namespace> {
+    state.db.namespace(name.as_bytes()).map(|n| n.as_ref())
+}
+
+fn namespace_config_pairs(ns: &Namespace) -> Vec<(&'static str, String)> {
+    let s = &ns.settings;
+    vec![
+        ("replication-factor", ns.replication_factor.to_string()),
+        ("memory-size", s.memory_size_bytes.load(Relaxed).to_string()),
+        ("default-ttl", s.default_ttl_s.load(Relaxed).to_string()),
+        ("max-ttl", s.max_ttl_s.load(Relaxed).to_string()),
+        ("nsup-period", s.nsup_period_s.load(Relaxed).to_string()),
+        (
+            "allow-ttl-without-nsup",
+            s.allow_ttl_without_nsup.load(Relaxed).to_string(),
+        ),
+        (
+            "max-record-size",
+            s.max_record_size_bytes.load(Relaxed).to_string(),
+        ),
+        (
+            "stop-writes-pct",
+            s.stop_writes_pct.load(Relaxed).to_string(),
+        ),
+        ("storage-engine", "memory".to_string()),
+    ]
+}
+
+fn namespace_info(state: &NodeState, cmd: &Command<'_>) -> String {
+    let name = cmd.args.split('/').next().unwrap_or_default();
+    let Some(ns) = find_ns(state, name) else {
+        return "type=unknown".to_string();
+    };
+    let st = &ns.stats;
+    let used = st.memory_used_bytes.load(Relaxed);
+    let size = ns.settings.memory_size_bytes.load(Relaxed);
+    let mut pairs: Vec<(String, String)> = vec![
+        ("ns_cluster_size".into(), "1".into()),
+        ("effective_replication_factor".into(), "1".into()),
+        ("objects".into(), st.objects.load(Relaxed).to_string()),
+        ("tombstones".into(), "0".into()),
+        (
+            "master_objects".into(),
+            st.objects.load(Relaxed).to_string(),
+        ),
+        ("prole_objects".into(), "0".into()),
+        ("memory_used_bytes".into(), used.to_string()),
+        ("data_used_bytes".into(), used.to_string()),
+        ("data_total_bytes".into(), size.to_string()),
+        (
+            "data_used_pct".into(),
+            (used.saturating_mul(100) / size.max(1)).to_string(),
+        ),
+        ("stop_writes".into(), ns.at_stop_writes().to_string()),
+        ("migrate_tx_partitions_remaining".into(), "0".into()),
+        ("migrate_rx_partitions_remaining".into(), "0".into()),
+        ("migrate_partitions_remaining".into(), "0".into()),
+        (
+            "expired_objects".into(),
+            st.expired_objects.load(Relaxed).to_string(),
+        ),
+        ("evicted_objects".into(), "0".into()),
+        (
+            "truncated_records".into(),
+            st.truncated_objects.load(Relaxed).to_string(),
+        ),
+        (
+            "nsup_cycle_count".into(),
+            st.nsup_cycles.load(Relaxed).to_string(),
+        ),
+        (
+            "client_read_success".into(),
+            st.client_read_success.load(Relaxed).to_string(),
+        ),
+        (
+            "client_read_not_found".into(),
+            st.client_read_not_found.load(Relaxed).to_string(),
+        ),
+        (
+            "client_read_error".into(),
+            st.client_read_error.load(Relaxed).to_string(),
+        ),
+        (
+            "client_write_success".into(),
+            st.client_write_success.load(Relaxed).to_string(),
+        ),
+        (
+            "client_write_error".into(),
+            st.client_write_error.load(Relaxed).to_string(),
+        ),
+        (
+            "client_delete_success".into(),
+            st.client_delete_success.load(Relaxed).to_string(),
+        ),
+        (
+            "client_delete_not_found".into(),
+            st.client_delete_not_found.load(Relaxed).to_string(),
+        ),
+        (
+            "client_delete_error".into(),
+            st.client_delete_error.load(Relaxed).to_string(),
+        ),
+        (
+            "client_udf_error".into(),
+            st.client_udf_error.load(Relaxed).to_string(),
+        ),
+        (
+            "fail_generation".into(),
+            st.fail_generation.load(Relaxed).to_string(),
+        ),
+        (
+            "fail_record_too_big".into(),
+            st.fail_record_too_big.load(Relaxed).to_string(),
+        ),
+        (
+            "batch_sub_read_success".into(),
+            st.batch_sub_read_success.load(Relaxed).to_string(),
+        ),
+        (
+            "batch_sub_write_success".into(),
+            st.batch_sub_write_success.load(Relaxed).to_string(),
+        ),
+        (
+            "scan_basic_complete".into(),
+            st.scan_basic_complete.load(Relaxed).to_string(),
+        ),
+        (
+            "scan_basic_error".into(),
+            st.scan_basic_error.load(Relaxed).to_string(),
+        ),
+    ];
+    pairs.extend(
+        namespace_config_pairs(ns)
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v)),
+    );
+    join_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+}
+
+fn join_pairs<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> String {
+    let mut out = String::new();
+    for (k, v) in pairs {
+        if !out.is_empty() {
+            out.push(';');
+        }
+        let _ = write!(out, "{k}={v}");
+    }
+    out
+}
+
+fn set_line(ns: &Namespace, set: &shoal_data::namespace::SetEntry, with_prefix: bool) -> String {
+    let mut s = String::new();
+    if with_prefix {
+        let _ = write!(s, "ns={}:set={}:", ns.name, set.name);
+    }
+    let _ = write!(
+        s,
+        "objects={}:tombstones=0:data_used_bytes={}:truncate_lut={}:sindexes=0:index_populating=false:truncating=false:default-ttl=0:disable-eviction=false:enable-index=false:stop-writes-count=0:stop-writes-size=0",
+        set.objects.load(Relaxed),
+        set.memory_bytes.load(Relaxed),
+        set.truncate_lut_ms.load(Relaxed),
+    );
+    s
+}
+
+fn sets_info(state: &NodeState, cmd: &Command<'_>) -> String {
+    let mut parts = cmd.args.split('/').filter(|p| !p.is_empty());
+    let ns_filter = parts.next();
+    let set_filter = parts.next();
+    if let (Some(ns_name), Some(set_name)) = (ns_filter, set_filter) {
+        return find_ns(state, ns_name)
+            .and_then(|ns| {
+                let id = ns.set_id(set_name.as_bytes())?;
+                Some(set_line(ns, ns.set_entry(id)?, false))
+            })
+            .unwrap_or_default();
+    }
+    let mut out = String::new();
+    for ns in state.db.namespaces() {
+        if ns_filter.is_some_and(|f| f != ns.name) {
+            continue;
+        }
+        for (_, set) in ns.sets() {
+            out.push_str(&set_line(ns, set, true));
+            out.push(';');
+        }
+    }
+    out
+}
+
+/// `ns:bin_names=N,bin_names_quota=65535,name,...` computed from the stored records.
+fn bins_info(state: &NodeState, cmd: &Command<'_>) -> String {
+    let filter = cmd.args.split('/').find(|p| !p.is_empty());
+    let mut out = String::new();
+    for ns in state.db.namespaces() {
+        if filter.is_some_and(|f| f != ns.name) {
+            continue;
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for p in 0..PARTITIONS {
+            let part = ns.index.partition(shoal_base::PartitionId(p as u16)).read();
+            for r in part.values() {
+                for b in r.bins() {
+                    if !names.contains(b.name) {
+                        names.insert(b.name.to_vec());
+                    }
+                }
+            }
+        }
+        let _ = write!(
+            out,
+            "{}:bin_names={},bin_names_quota=65535",
+            ns.name,
+            names.len()
+        );
+        for n in &names {
+            out.push(',');
+            out.push_str(&String::from_utf8_lossy(n));
+        }
+        out.push(';');
+    }
+    out
+}
+
+fn statistics(state: &NodeState) -> String {
+    let st = &state.stats;
+    let objects: u64 = state
+        .db
+        .namespaces()
+        .iter()
+        .map(|n| n.stats.objects.load(Relaxed))
+        .sum();
+    let pairs = [
+        ("cluster_size", "1".to_string()),
+        ("cluster_key", cluster_key(state)),
+        ("cluster_integrity", "true".to_string()),
+        ("cluster_is_member", "true".to_string()),
+        ("cluster_principal", state.node_id.to_string()),
+        ("uptime", state.started.elapsed().as_secs().to_string()),
+        ("objects", objects.to_string()),
+        (
+            "client_connections",
+            st.client_connections.load(Relaxed).to_string(),
+        ),
+        (
+            "client_connections_opened",
+            st.client_connections_opened.load(Relaxed).to_string(),
+        ),
+        (
+            "client_connections_closed",
+            st.client_connections_closed.load(Relaxed).to_string(),
+        ),
+        (
+            "client_connections_refused",
+            st.client_connections_refused.load(Relaxed).to_string(),
+        ),
+        (
+            "client_connections_reaped",
+            st.client_connections_reaped.load(Relaxed).to_string(),
+        ),
+        ("proto_errors", st.proto_errors.load(Relaxed).to_string()),
+        ("info_requests", st.info_requests.load(Relaxed).to_string()),
+        (
+            "batch_index_initiate",
+            st.batch_index_initiate.load(Relaxed).to_string(),
+        ),
+        (
+            "batch_index_complete",
+            st.batch_index_complete.load(Relaxed).to_string(),
+        ),
+        (
+            "batch_index_error",
+            st.batch_index_error.load(Relaxed).to_string(),
+        ),
+        ("scans_started", st.scans_started.load(Relaxed).to_string()),
+        (
+            "compressed_requests",
+            st.compressed_requests.load(Relaxed).to_string(),
+        ),
+        ("migrate_partitions_remaining", "0".to_string()),
+    ];
+    join_pairs(pairs.iter().map(|(k, v)| (*k, v.as_str())))
+}
+
+/// A single node's cluster key: derived from the node id, stable for the node's life.
+fn cluster_key(state: &NodeState) -> String {
+    format!("{:X}", state.node_id.0.rotate_left(17) ^ 0x5A5A_5A5A_5A5A)
+}
+
+fn cluster_stable(state: &NodeState, cmd: &Command<'_>) -> String {
+    if let Some(size) = cmd.param("size") {
+        if size.parse::<u32>().ok() != Some(1) {
+            return "ERROR::cluster-size-mismatch".to_string();
+        }
+    }
+    if let Some(ns) = cmd.param("namespace") {
+        if find_ns(state, ns).is_none() {
+            return "ERROR::unknown-namespace".to_string();
+        }
+    }
+    cluster_key(state)
+}
+
+fn get_config(state: &NodeState, cmd: &Command<'_>) -> String {
+    let context = cmd.param("context").unwrap_or("service");
+    match context {
+        "service" => {
+            let c = &state.config;
+            let pairs = [
+                (
+                    "cluster-name",
+                    c.cluster_name.clone().unwrap_or_else(|| "null".to_string()),
+                ),
+                ("node-id", state.node_id.to_string()),
+                (
+                    "proto-fd-max",
+                    state.max_client_connections.load(Relaxed).to_string(),
+                ),
+                (
+                    "proto-fd-idle-ms",
+                    (state.client_idle_timeout_s.load(Relaxed) * 1000).to_string(),
+                ),
+            ];
+            join_pairs(pairs.iter().map(|(k, v)| (*k, v.as_str())))
+        }
+        "network" => {
+            let c = &state.config;
+            let pairs = [
+                ("service.address", c.address.to_string()),
+                ("service.port", c.service_port.to_string()),
+                ("fabric.port", c.fabric_port.to_string()),
+                ("heartbeat.port", c.heartbeat_port.to_string()),
+            ];
+            join_pairs(pairs.iter().map(|(k, v)| (*k, v.as_str())))
+        }
+        "namespace" => {
+            let Some(ns) = cmd.param("id").and_then(|id| find_ns(state, id)) else {
+                return "ERROR::namespace not found".to_string();
+            };
+            let pairs = namespace_config_pairs(ns);
+            join_pairs(pairs.iter().map(|(k, v)| (*k, v.as_str())))
+        }
+        _ => "ERROR::invalid context".to_string(),
+    }
+}
+
+fn set_config(state: &NodeState, cmd: &Command<'_>) -> String {
+    let context = cmd.param("context").unwrap_or_default();
+    let mut changed = 0;
+    for (k, v) in cmd.params() {
+        if matches!(k, "context" | "id") {
+            continue;
+        }
+        let ok = match context {
+            "service" => match k {
+                "proto-fd-max" => v
+                    .parse()
+                    .map(|n: usize| state.max_client_connections.store(n.max(1), Relaxed))
+                    .is_ok(),
+                "proto-fd-idle-ms" => v
+                    .parse()
+                    .map(|ms: u64| {
+                        state
+                            .client_idle_timeout_s
+                            .store((ms / 1000).max(1), Relaxed)
+                    })
+                    .is_ok(),
+                _ => false,
+            },
+            "namespace" => {
+                let Some(ns) = cmd.param("id").and_then(|id| find_ns(state, id)) else {
+                    return "ERROR::namespace not found".to_string();
+                };
+                set_namespace_key(ns, k, v)
+            }
+            _ => return "ERROR::invalid context".to_string(),
+        };
+        if !ok {
+            return format!("ERROR::invalid or static parameter {k}");
+        }
+        changed += 1;
+        info!(target: "shoal::info", context, key = k, value = v, "set-config");
+    }
+    if changed == 0 {
+        return "ERROR::no parameter".to_string();
+    }
+    "ok".to_string()
+}
+
+fn set_namespace_key(ns: &Namespace, key: &str, value: &str) -> bool {
+    let s = &ns.settings;
+    let secs = || crate::config::parse_duration_s(value).ok();
+    let size = || crate::config::parse_size(value).ok();
+    match key {
+        "default-ttl" => secs()
+            .filter(|v| *v <= s.max_ttl_s.load(Relaxed))
+            .map(|v| s.default_ttl_s.store(v, Relaxed))
+            .is_some(),
+        "max-ttl" => secs()
+            .filter(|v| *v <= shoal_base::constants::TTL_MAX_S)
+            .map(|v| s.max_ttl_s.store(v, Relaxed))
+            .is_some(),
+        "nsup-period" => secs().map(|v| s.nsup_period_s.store(v, Relaxed)).is_some(),
+        "allow-ttl-without-nsup" => match value {
+            "true" => {
+                s.allow_ttl_without_nsup.store(true, Relaxed);
+                true
+            }
+            "false" => {
+                s.allow_ttl_without_nsup.store(false, Relaxed);
+                true
+            }
+            _ => false,
+        },
+        "max-record-size" => size()
+            .filter(|v| *v >= 64)
+            .map(|v| s.max_record_size_bytes.store(v, Relaxed))
+            .is_some(),
+        "memory-size" => size()
+            .filter(|v| *v >= 1 << 20)
+            .map(|v| s.memory_size_bytes.store(v, Relaxed))
+            .is_some(),
+        "stop-writes-pct" => value
+            .parse::<u32>()
+            .ok()
+            .filter(|v| (1..=100).contains(v))
+            .map(|v| s.stop_writes_pct.store(v, Relaxed))
+            .is_some(),
+        _ => false,
+    }
+}
+
+fn truncate(state: &NodeState, cmd: &Command<'_>, whole_namespace: bool) -> String {
+    let Some(ns_name) = cmd.param("namespace") else {
+        return "ERROR:4:namespace required".to_string();
+    };
+    let Some(ns) = find_ns(state, ns_name) else {
+        return "ERROR:20:namespace not found".to_string();
+    };
+    let set = if whole_namespace {
+        None
+    } else {
+        cmd.param("set")
+    };
+    let lut = match cmd.param("lut") {
+        Some(v) => match v.parse::<u64>() {
+            Ok(n) => Some(n),
+            Err(_) => return "ERROR:4:bad lut".to_string(),
+        },
+        None => None,
+    };
+    match maintenance::truncate(ns, set, lut) {
+        Ok(threshold) => {
+            info!(target: "shoal::truncate", namespace = ns_name, set = set.unwrap_or(""), threshold_ms = threshold, "truncating");
+            // Truncated records are already invisible; free their memory in the background.
+            if let (Some(ns), Ok(rt)) = (
+                state.db.namespace(ns_name.as_bytes()).cloned(),
+                tokio::runtime::Handle::try_current(),
+            ) {
+                rt.spawn_blocking(move || maintenance::sweep(&ns));
+            }
+            "ok".to_string()
+        }
+        Err(e) => format!("ERROR:{}:{e}", e.result_code().code()),
+    }
+}

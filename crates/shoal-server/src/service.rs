@@ -1,0 +1,333 @@
+//! Dispatch of as_msg requests: batch (info1 BATCH), scan/query (no DIGEST field), or a
+//! single-record command; streaming of multi-record replies in bounded groups ending with a
+//! LAST record. Aerospike counterpart: `as/src/base/thr_tsvc.c`, `batch.c`, `query/query.c`.
+
+use crate::state::NodeState;
+use shoal_base::constants::{BATCH_ROWS_MAX, PARTITIONS, STREAM_FLUSH_BYTES};
+use shoal_base::{Digest, PartitionId};
+use shoal_data::scan::{scan_chunk, BinSelection, SetFilter};
+use shoal_data::transaction::{execute, write_error, RecordRequest};
+use shoal_data::{DataError, Namespace};
+use shoal_proto::batch::BatchIndex;
+use shoal_proto::msg::{info1, info2, info3, op, Fields, Msg, MsgHeader, MsgWriter};
+use shoal_proto::{DecodeError, ResultCode};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tracing::debug;
+
+/// Handles one as_msg body and writes the whole reply.
+pub async fn handle<W: AsyncWrite + Unpin>(
+    state: &NodeState,
+    body: &[u8],
+    out: &mut MsgWriter,
+    wr: &mut W,
+) -> std::io::Result<()> {
+    let msg = match Msg::decode(body) {
+        Ok(m) => m,
+        Err(e) => {
+            state.stats.proto_errors.fetch_add(1, Relaxed);
+            debug!(target: "shoal::service", "malformed as_msg: {e}");
+            out.simple_reply(ResultCode::Parameter.code(), 0, 0);
+            return wr.write_all(out.bytes()).await;
+        }
+    };
+    if msg.header.info1 & info1::BATCH != 0 {
+        batch(state, &msg, out, wr).await
+    } else if msg.fields.digest.is_none() {
+        scan(state, &msg, out, wr).await
+    } else {
+        single(state, &msg, out);
+        wr.write_all(out.bytes()).await
+    }
+}
+
+fn single(state: &NodeState, msg: &Msg<'_>, out: &mut MsgWriter) {
+    out.open_frame();
+    match record_request(
+        msg.header.info1,
+        msg.header.info2,
+        msg.header.info3,
+        msg.header.generation,
+        msg.header.record_ttl,
+        &msg.fields,
+        msg.ops,
+        None,
+    ) {
+        Ok(req) => match namespace(state, msg.fields.namespace) {
+            Ok(ns) => {
+                execute(ns, &req, out, 0);
+            }
+            Err(e) => write_error(out, &e, 0),
+        },
+        Err(e) => write_error(out, &e, 0),
+    }
+    out.close_frame();
+}
+
+fn namespace<'s>(
+    state: &'s NodeState,
+    name: Option<&[u8]>,
+) -> Result<&'s Arc<Namespace>, DataError> {
+    name.and_then(|n| state.db.namespace(n))
+        .ok_or(DataError::NamespaceNotFound)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn record_request<'a>(
+    i1: u8,
+    i2: u8,
+    i3: u8,
+    generation: u32,
+    record_ttl: u32,
+    fields: &Fields<'a>,
+    ops: shoal_proto::msg::Ops<'a>,
+    parent_filter: Option<&'a [u8]>,
+) -> Result<RecordRequest<'a>, DataError> {
+    let digest = fields
+        .digest
+        .and_then(Digest::from_slice)
+        .ok_or(DataError::Parameter("digest must be 20 bytes"))?;
+    Ok(RecordRequest {
+        info1: i1,
+        info2: i2,
+        info3: i3,
+        generation,
+        record_ttl,
+        digest,
+        set: fields.set,
+        key: fields.key,
+        ops,
+        has_filter: fields.filter_exp.or(parent_filter).is_some(),
+        is_udf: fields.udf_filename.is_some() || fields.udf_function.is_some(),
+    })
+}
+
+async fn flush_if_full<W: AsyncWrite + Unpin>(
+    out: &mut MsgWriter,
+    wr: &mut W,
+) -> std::io::Result<()> {
+    if out.len() >= STREAM_FLUSH_BYTES {
+        out.close_frame();
+        wr.write_all(out.bytes()).await?;
+        out.clear();
+    }
+    Ok(())
+}
+
+async fn finish_stream<W: AsyncWrite + Unpin>(
+    out: &mut MsgWriter,
+    wr: &mut W,
+    result: ResultCode,
+) -> std::io::Result<()> {
+    out.begin_record(&MsgHeader {
+        info3: info3::LAST,
+        result_code: result.code(),
+        ..MsgHeader::default()
+    });
+    out.close_frame();
+    wr.write_all(out.bytes()).await?;
+    out.clear();
+    Ok(())
+}
+
+async fn batch<W: AsyncWrite + Unpin>(
+    state: &NodeState,
+    msg: &Msg<'_>,
+    out: &mut MsgWriter,
+    wr: &mut W,
+) -> std::io::Result<()> {
+    state.stats.batch_index_initiate.fetch_add(1, Relaxed);
+    let Some(data) = msg.fields.batch_index.or(msg.fields.batch_index_with_set) else {
+        state.stats.batch_index_error.fetch_add(1, Relaxed);
+        return finish_stream(out, wr, ResultCode::Parameter).await;
+    };
+    let index = match BatchIndex::decode(data, BATCH_ROWS_MAX) {
+        Ok(i) => i,
+        Err(e) => {
+            state.stats.batch_index_error.fetch_add(1, Relaxed);
+            debug!(target: "shoal::batch", "rejecting batch: {e}");
+            let code = match e {
+                DecodeError::TooLong { .. } => ResultCode::BatchMaxRequests,
+                _ => ResultCode::Parameter,
+            };
+            return finish_stream(out, wr, code).await;
+        }
+    };
+    let parent_filter = msg.fields.filter_exp;
+    let mut last_ns: Option<(&[u8], Option<&Arc<Namespace>>)> = None;
+    for row in index.rows() {
+        let row = match row {
+            Ok(r) => r,
+            Err(e) => {
+                state.stats.batch_index_error.fetch_add(1, Relaxed);
+                debug!(target: "shoal::batch", "malformed batch row: {e}");
+                return finish_stream(out, wr, ResultCode::Parameter).await;
+            }
+        };
+        let ns_name = row.fields.namespace.unwrap_or_default();
+        let ns = match last_ns {
+            Some((name, ns)) if name == ns_name => ns,
+            _ => {
+                let ns = state.db.namespace(ns_name);
+                last_ns = Some((ns_name, ns));
+                ns
+            }
+        };
+        out.open_frame();
+        match (
+            ns,
+            record_request(
+                row.info1,
+                row.info2,
+                row.info3,
+                row.generation,
+                row.record_ttl,
+                &row.fields,
+                row.ops,
+                parent_filter,
+            ),
+        ) {
+            (Some(ns), Ok(req)) => {
+                let code = execute(ns, &req, out, row.index);
+                if code == ResultCode::Ok {
+                    if req.info2 & info2::WRITE != 0 {
+                        ns.stats.batch_sub_write_success.fetch_add(1, Relaxed);
+                    } else {
+                        ns.stats.batch_sub_read_success.fetch_add(1, Relaxed);
+                    }
+                }
+            }
+            (None, _) => write_error(out, &DataError::NamespaceNotFound, row.index),
+            (_, Err(e)) => write_error(out, &e, row.index),
+        }
+        flush_if_full(out, wr).await?;
+    }
+    state.stats.batch_index_complete.fetch_add(1, Relaxed);
+    finish_stream(out, wr, ResultCode::Ok).await
+}
+
+/// The partitions a scan asked for, each with an optional resume digest.
+fn scan_partitions(fields: &Fields<'_>) -> Result<Vec<(PartitionId, Option<Digest>)>, DataError> {
+    let mut seen = vec![false; PARTITIONS];
+    let mut list = Vec::new();
+    let mut add = |pid: u16, after: Option<Digest>| -> Result<(), DataError> {
+        let i = usize::from(pid);
+        if i >= PARTITIONS || seen[i] {
+            return Err(DataError::Parameter("bad or repeated partition id"));
+        }
+        seen[i] = true;
+        list.push((PartitionId(pid), after));
+        Ok(())
+    };
+    if let Some(p) = fields.pid_array {
+        if p.len() % 2 != 0 || p.len() / 2 > PARTITIONS {
+            return Err(DataError::Parameter("partition id array"));
+        }
+        for c in p.chunks_exact(2) {
+            add(u16::from_le_bytes([c[0], c[1]]), None)?;
+        }
+    }
+    if let Some(d) = fields.digest_array {
+        if d.len() % 20 != 0 || d.len() / 20 > PARTITIONS {
+            return Err(DataError::Parameter("digest array"));
+        }
+        for c in d.chunks_exact(20) {
+            let digest = Digest::from_slice(c).ok_or(DataError::Parameter("digest"))?;
+            add(digest.partition().0, Some(digest))?;
+        }
+    }
+    if fields.pid_array.is_none() && fields.digest_array.is_none() {
+        for p in 0..PARTITIONS as u16 {
+            add(p, None)?;
+        }
+    }
+    Ok(list)
+}
+
+async fn scan<W: AsyncWrite + Unpin>(
+    state: &NodeState,
+    msg: &Msg<'_>,
+    out: &mut MsgWriter,
+    wr: &mut W,
+) -> std::io::Result<()> {
+    state.stats.scans_started.fetch_add(1, Relaxed);
+    let ns = match namespace(state, msg.fields.namespace) {
+        Ok(ns) => ns,
+        Err(e) => return finish_stream(out, wr, e.result_code()).await,
+    };
+    let f = &msg.fields;
+    let refusal =
+        if f.index_range.is_some() || f.index_name.is_some() || f.index_expression.is_some() {
+            Some(DataError::IndexNotFound)
+        } else if f.udf_op.is_some() || f.udf_filename.is_some() {
+            Some(DataError::Udf("UDF module not found"))
+        } else if f.filter_exp.is_some() {
+            Some(DataError::Unsupported("filter expressions"))
+        } else if msg.header.info2 & info2::WRITE != 0 {
+            Some(DataError::Unsupported("background operations"))
+        } else {
+            None
+        };
+    if let Some(e) = refusal {
+        ns.stats.scan_basic_error.fetch_add(1, Relaxed);
+        return finish_stream(out, wr, e.result_code()).await;
+    }
+    let partitions = match scan_partitions(f) {
+        Ok(p) => p,
+        Err(e) => {
+            ns.stats.scan_basic_error.fetch_add(1, Relaxed);
+            return finish_stream(out, wr, e.result_code()).await;
+        }
+    };
+    let filter = match f.set {
+        Some(s) if !s.is_empty() => match ns.set_id(s) {
+            Some(id) => SetFilter::Set(id),
+            None => SetFilter::Nothing,
+        },
+        _ => SetFilter::All,
+    };
+    let names: Vec<&[u8]> = msg
+        .ops
+        .iter()
+        .filter(|o| o.op_type == op::READ && !o.name.is_empty())
+        .map(|o| o.name)
+        .collect();
+    let bins = if msg.header.info1 & info1::NOBINDATA != 0 {
+        BinSelection::None
+    } else if names.is_empty() {
+        BinSelection::All
+    } else {
+        BinSelection::Named(&names)
+    };
+    let mut remaining = match Fields::uint(f.max_records) {
+        Some(0) | None => u64::MAX,
+        Some(n) => n,
+    };
+    'partitions: for (pid, mut after) in partitions {
+        loop {
+            if remaining == 0 {
+                break 'partitions;
+            }
+            out.open_frame();
+            let chunk = scan_chunk(
+                ns,
+                pid,
+                after,
+                filter,
+                bins,
+                remaining,
+                STREAM_FLUSH_BYTES,
+                out,
+            );
+            remaining -= chunk.records.min(remaining);
+            flush_if_full(out, wr).await?;
+            if chunk.done {
+                break;
+            }
+            after = chunk.position;
+        }
+    }
+    ns.stats.scan_basic_complete.fetch_add(1, Relaxed);
+    finish_stream(out, wr, ResultCode::Ok).await
+}

@@ -1,0 +1,39 @@
+//! The state one node shares between its connections: configuration, identity, the
+//! database, and node-wide counters.
+
+use crate::config::Config;
+use shoal_base::NodeId;
+use shoal_data::Database;
+use std::sync::atomic::{AtomicU64, AtomicUsize};
+use std::time::Instant;
+
+/// Node-wide counters (`statistics`).
+#[derive(Debug, Default)]
+pub struct NodeStats {
+    pub client_connections: AtomicUsize,
+    pub client_connections_opened: AtomicU64,
+    pub client_connections_closed: AtomicU64,
+    pub client_connections_refused: AtomicU64,
+    pub client_connections_reaped: AtomicU64,
+    pub proto_errors: AtomicU64,
+    pub info_requests: AtomicU64,
+    pub batch_index_initiate: AtomicU64,
+    pub batch_index_complete: AtomicU64,
+    pub batch_index_error: AtomicU64,
+    pub scans_started: AtomicU64,
+    pub compressed_requests: AtomicU64,
+}
+
+/// Everything a connection needs.
+pub struct NodeState {
+    pub config: Config,
+    pub node_id: NodeId,
+    pub db: Database,
+    pub stats: NodeStats,
+    pub started: Instant,
+    /// Bumped whenever partition ownership changes (always 1 on a single node).
+    pub partition_generation: AtomicU64,
+    /// Service-level settings changeable by `set-config:context=service`.
+    pub max_client_connections: AtomicUsize,
+    pub client_idle_timeout_s: AtomicU64,
+}
