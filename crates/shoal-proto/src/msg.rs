@@ -372,19 +372,28 @@ impl<'a> Msg<'a> {
     /// Decodes a whole as_msg body (everything after the proto header). Bytes left over after
     /// the declared ops are an error.
     pub fn decode(body: &'a [u8]) -> Result<Msg<'a>, DecodeError> {
-        let header = MsgHeader::decode(body)?;
-        let rest = &body[MSG_HEADER_LEN..];
-        let (fields, used) = Fields::decode(rest, header.n_fields)?;
-        let rest = &rest[used..];
-        let (ops, used) = Ops::decode(rest, header.n_ops)?;
-        if used != rest.len() {
+        let (msg, used) = Msg::decode_prefix(body)?;
+        if used != body.len() {
             return Err(DecodeError::Malformed("bytes after the last op"));
         }
-        Ok(Msg {
-            header,
-            fields,
-            ops,
-        })
+        Ok(msg)
+    }
+
+    /// Decodes one as_msg from the start of `b` (multi-record streams concatenate them) and
+    /// returns it with the number of bytes it spans.
+    pub fn decode_prefix(b: &'a [u8]) -> Result<(Msg<'a>, usize), DecodeError> {
+        let header = MsgHeader::decode(b)?;
+        let rest = &b[MSG_HEADER_LEN..];
+        let (fields, f_used) = Fields::decode(rest, header.n_fields)?;
+        let (ops, o_used) = Ops::decode(&rest[f_used..], header.n_ops)?;
+        Ok((
+            Msg {
+                header,
+                fields,
+                ops,
+            },
+            MSG_HEADER_LEN + f_used + o_used,
+        ))
     }
 }
 
