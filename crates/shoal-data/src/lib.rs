@@ -5,6 +5,7 @@
 //! never touches a socket, sleeps or spawns, and reads time only through `shoal_base::Clock`.
 //! Aerospike counterpart: `as/src/transaction/`, `as/src/base/namespace.c`, `nsup.c`.
 
+pub mod cdt;
 pub mod error;
 pub mod maintenance;
 pub mod namespace;

@@ -7,6 +7,7 @@
 //! replaced; nothing here awaits or does I/O. Aerospike counterpart: `as/src/transaction/
 //! read.c`, `write.c`, `delete.c`, `rw_utils.c`.
 
+use crate::cdt;
 use crate::error::DataError;
 use crate::namespace::Namespace;
 use crate::record::{Record, WorkBin};
@@ -164,9 +165,9 @@ fn read(
     // Validate ops before touching the index so a bad request never half-answers.
     for o in req.ops.iter() {
         match o.op_type {
-            op::READ => {}
-            op::CDT_READ | op::BITS_READ | op::HLL_READ | op::EXP_READ => {
-                return Err(DataError::Unsupported("CDT, bit, HLL and expression reads"))
+            op::READ | op::CDT_READ => {}
+            op::BITS_READ | op::HLL_READ | op::EXP_READ => {
+                return Err(DataError::Unsupported("bit, HLL and expression reads"))
             }
             _ => return Err(DataError::Parameter("write op in a read")),
         }
@@ -197,6 +198,13 @@ fn read(
             if o.name.is_empty() {
                 for b in rec.bins() {
                     out.op(op::READ, b.particle_type, b.name, b.value);
+                    n_ops += 1;
+                }
+            } else if o.op_type == op::CDT_READ {
+                let bin = rec.bin(o.name).map(|b| (b.particle_type, b.value));
+                let outcome = cdt::apply(false, bin, o.value)?;
+                if let Some((t, v)) = outcome.result {
+                    out.op(op::CDT_READ, t, o.name, &v);
                     n_ops += 1;
                 }
             } else if let Some(b) = rec.bin(o.name) {
@@ -299,16 +307,17 @@ fn validate_write_ops(ops: &Ops<'_>) -> Result<(), DataError> {
                 }
             }
             op::READ | op::TOUCH | op::DELETE_ALL => {}
-            op::CDT_READ
-            | op::CDT_MODIFY
-            | op::BITS_READ
+            op::CDT_READ | op::CDT_MODIFY => {
+                if o.name.is_empty() {
+                    return Err(DataError::BinName);
+                }
+            }
+            op::BITS_READ
             | op::BITS_MODIFY
             | op::HLL_READ
             | op::HLL_MODIFY
             | op::EXP_READ
-            | op::EXP_MODIFY => {
-                return Err(DataError::Unsupported("CDT, bit, HLL and expression ops"))
-            }
+            | op::EXP_MODIFY => return Err(DataError::Unsupported("bit, HLL and expression ops")),
             _ => return Err(DataError::Parameter("unknown op type")),
         }
     }
@@ -492,6 +501,31 @@ fn write(
                 if respond_all {
                     out.op(o.op_type, particle::NULL, o.name, &[]);
                     n_ops += 1;
+                }
+            }
+            op::CDT_READ | op::CDT_MODIFY => {
+                let bin =
+                    find_bin(&bins, o.name).map(|i| (bins[i].particle_type, &bins[i].value[..]));
+                let outcome = cdt::apply(o.op_type == op::CDT_MODIFY, bin, o.value)?;
+                match outcome.new_value {
+                    None => {}
+                    Some(None) => {
+                        if let Some(i) = find_bin(&bins, o.name) {
+                            bins.remove(i);
+                        }
+                    }
+                    Some(Some((t, v))) => put_bin(&mut bins, o.name, t, Cow::Owned(v)),
+                }
+                match outcome.result {
+                    Some((t, v)) => {
+                        out.op(o.op_type, t, o.name, &v);
+                        n_ops += 1;
+                    }
+                    None if respond_all => {
+                        out.op(o.op_type, particle::NULL, o.name, &[]);
+                        n_ops += 1;
+                    }
+                    None => {}
                 }
             }
             op::READ => {
