@@ -45,6 +45,7 @@ pub async fn handle<W: AsyncWrite + Unpin>(
 fn single(state: &NodeState, msg: &Msg<'_>, out: &mut MsgWriter) {
     out.open_frame();
     match record_request(
+        msg.fields.digest,
         msg.header.info1,
         msg.header.info2,
         msg.header.info3,
@@ -75,6 +76,7 @@ fn namespace<'s>(
 
 #[allow(clippy::too_many_arguments)]
 fn record_request<'a>(
+    digest: Option<&[u8]>,
     i1: u8,
     i2: u8,
     i3: u8,
@@ -84,8 +86,7 @@ fn record_request<'a>(
     ops: shoal_proto::msg::Ops<'a>,
     parent_filter: Option<&'a [u8]>,
 ) -> Result<RecordRequest<'a>, DataError> {
-    let digest = fields
-        .digest
+    let digest = digest
         .and_then(Digest::from_slice)
         .ok_or(DataError::Parameter("digest must be 20 bytes"))?;
     Ok(RecordRequest {
@@ -178,6 +179,7 @@ async fn batch<W: AsyncWrite + Unpin>(
         match (
             ns,
             record_request(
+                Some(row.digest),
                 row.info1,
                 row.info2,
                 row.info3,
