@@ -5,7 +5,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use shoal_base::{Clock, Digest, PartitionId};
-use shoal_data::scan::{scan_chunk, BinSelection, SetFilter};
+use shoal_data::scan::{scan_chunk, BinSelection, ScanSpec, SetFilter};
 use shoal_data::transaction::{execute, RecordRequest};
 use shoal_data::{Namespace, NamespaceSettings};
 use shoal_proto::batch::BatchIndex;
@@ -69,7 +69,7 @@ fuzz_target!(|data: &[u8]| {
                     set: row.fields.set,
                     key: row.fields.key,
                     ops: row.ops,
-                    has_filter: false,
+                    filter: None,
                     is_udf: false,
                 };
                 execute(ns, &req, &mut out, row.index);
@@ -86,13 +86,18 @@ fuzz_target!(|data: &[u8]| {
             set: msg.fields.set,
             key: msg.fields.key,
             ops: msg.ops,
-            has_filter: false,
+            filter: None,
             is_udf: false,
         };
         execute(ns, &req, &mut out, 0);
     } else {
         let pid = PartitionId(u16::from(msg.header.info4) << 4 & 0x0FFF);
-        scan_chunk(ns, pid, None, SetFilter::All, BinSelection::All, 100, 1 << 16, &mut out);
+        let spec = ScanSpec {
+            sets: SetFilter::All,
+            bins: BinSelection::All,
+            filter: None,
+        };
+        scan_chunk(ns, pid, None, &spec, 100, 1 << 16, &mut out);
     }
     out.close_frame();
     check_reply(&out);

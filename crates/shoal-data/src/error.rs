@@ -33,6 +33,8 @@ pub enum DataError {
     Udf(&'static str),
     #[error("secondary index not found")]
     IndexNotFound,
+    #[error("filter expression evaluated false")]
+    FilteredOut,
 }
 
 impl DataError {
@@ -53,6 +55,7 @@ impl DataError {
             DataError::Forbidden(_) => ResultCode::Forbidden,
             DataError::Udf(_) => ResultCode::UdfBadResponse,
             DataError::IndexNotFound => ResultCode::SindexNotFound,
+            DataError::FilteredOut => ResultCode::FilteredOut,
         }
     }
 }
@@ -80,6 +83,7 @@ mod tests {
             (DataError::Forbidden("x"), 22),
             (DataError::Udf("x"), 100),
             (DataError::IndexNotFound, 201),
+            (DataError::FilteredOut, 27),
         ];
         for (e, code) in &all {
             // Exhaustiveness guard: a new variant must be added to `all`.
@@ -97,7 +101,8 @@ mod tests {
                 | DataError::BinName
                 | DataError::Forbidden(_)
                 | DataError::Udf(_)
-                | DataError::IndexNotFound => {}
+                | DataError::IndexNotFound
+                | DataError::FilteredOut => {}
             }
             assert_eq!(e.result_code().code(), *code, "{e:?}");
         }

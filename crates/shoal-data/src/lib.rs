@@ -7,6 +7,7 @@
 
 pub mod cdt;
 pub mod error;
+pub mod expression;
 pub mod maintenance;
 pub mod namespace;
 pub mod record;

@@ -4,6 +4,7 @@
 //! the lock for long and the caller can flush between chunks.
 //! Aerospike counterpart: `as/src/query/query.c` (basic partition queries).
 
+use crate::expression::{Filter, RecordView};
 use crate::namespace::Namespace;
 use shoal_base::{Digest, PartitionId};
 use shoal_proto::msg::{field, info1, op, MsgHeader, MsgWriter};
@@ -29,6 +30,15 @@ pub enum BinSelection<'a> {
     Named(&'a [&'a [u8]]),
 }
 
+/// Everything that selects and shapes a scan's records.
+#[derive(Clone, Copy)]
+pub struct ScanSpec<'a> {
+    pub sets: SetFilter,
+    pub bins: BinSelection<'a>,
+    /// A filter expression each record must pass.
+    pub filter: Option<&'a Filter>,
+}
+
 /// The outcome of one chunk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Chunk {
@@ -42,13 +52,11 @@ pub struct Chunk {
 
 /// Appends up to `max_records` records of partition `pid` that sort strictly after `after`
 /// (or from the start) to `out`, stopping early once `out` holds `max_bytes`.
-#[allow(clippy::too_many_arguments)]
 pub fn scan_chunk(
     ns: &Namespace,
     pid: PartitionId,
     after: Option<Digest>,
-    filter: SetFilter,
-    bins: BinSelection<'_>,
+    spec: &ScanSpec<'_>,
     max_records: u64,
     max_bytes: usize,
     out: &mut MsgWriter,
@@ -58,10 +66,12 @@ pub fn scan_chunk(
         done: true,
         position: after,
     };
+    let (filter, bins) = (spec.sets, spec.bins);
     if filter == SetFilter::Nothing {
         return chunk;
     }
     let now_s = ns.clock.now_cl_s();
+    let now_cl_ms = ns.clock.now_cl_ms();
     let part = ns.index.partition(pid).read();
     let lower = match &after {
         Some(d) => Bound::Excluded(d),
@@ -86,7 +96,20 @@ pub fn scan_chunk(
                 continue;
             }
         }
-        let set = ns.set_entry(rec.set_id).map(|s| s.name.as_bytes());
+        let set_name = ns.set_entry(rec.set_id).map(|s| s.name.as_str());
+        if let Some(f) = spec.filter {
+            let view = RecordView {
+                record: Some(rec),
+                digest,
+                set_name: set_name.unwrap_or(""),
+                now_cl_ms,
+            };
+            // A record the filter rejects, or cannot be evaluated on, is not returned.
+            if !f.matches(&view).unwrap_or(false) {
+                continue;
+            }
+        }
+        let set = set_name.map(str::as_bytes);
         let key = rec.key();
         let n_fields = 2 + u16::from(set.is_some()) + u16::from(key.is_some());
         let h = MsgHeader {

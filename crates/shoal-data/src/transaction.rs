@@ -9,6 +9,7 @@
 
 use crate::cdt;
 use crate::error::DataError;
+use crate::expression::{Filter, RecordView};
 use crate::namespace::Namespace;
 use crate::record::{Record, WorkBin};
 use shoal_base::constants::{BINS_PER_RECORD_MAX, BIN_NAME_LEN_MAX_BYTES};
@@ -39,8 +40,8 @@ pub struct RecordRequest<'a> {
     /// KEY field: particle type byte then key bytes.
     pub key: Option<&'a [u8]>,
     pub ops: Ops<'a>,
-    /// A filter expression was sent (not evaluated yet: answered as unsupported).
-    pub has_filter: bool,
+    /// Packed filter expression (field 43, or the batch parent's), if any.
+    pub filter: Option<&'a [u8]>,
     /// UDF fields were sent.
     pub is_udf: bool,
 }
@@ -86,7 +87,6 @@ pub fn execute(
     let kind = req.kind();
     let result = match kind {
         Some(Kind::Udf) => Err(DataError::Udf("UDF module not found")),
-        _ if req.has_filter => Err(DataError::Unsupported("filter expressions")),
         Some(Kind::Read) => read(ns, req, out, transaction_ttl),
         Some(Kind::Write) => write(ns, req, out, transaction_ttl),
         Some(Kind::Delete) => delete(ns, req, out, transaction_ttl),
@@ -140,6 +140,35 @@ pub fn write_error(out: &mut MsgWriter, e: &DataError, transaction_ttl: u32) {
     }
 }
 
+/// Parses the request's filter expression, if it has one.
+fn parse_filter(req: &RecordRequest<'_>) -> Result<Option<Filter>, DataError> {
+    req.filter.map(Filter::parse).transpose()
+}
+
+/// Applies a filter to an existing record: false means FILTERED_OUT. A filter never blocks a
+/// command on a record that does not exist.
+fn check_filter(
+    ns: &Namespace,
+    filter: Option<&Filter>,
+    digest: &Digest,
+    record: Option<&Record>,
+) -> Result<(), DataError> {
+    let (Some(f), Some(r)) = (filter, record) else {
+        return Ok(());
+    };
+    let view = RecordView {
+        record: Some(r),
+        digest,
+        set_name: ns.set_entry(r.set_id).map_or("", |s| s.name.as_str()),
+        now_cl_ms: ns.clock.now_cl_ms(),
+    };
+    if f.matches(&view)? {
+        Ok(())
+    } else {
+        Err(DataError::FilteredOut)
+    }
+}
+
 fn check_key<'a>(req: &RecordRequest<'a>) -> Result<Option<(u8, &'a [u8])>, DataError> {
     let Some(k) = req.key else { return Ok(None) };
     let (&t, bytes) = k
@@ -172,12 +201,14 @@ fn read(
             _ => return Err(DataError::Parameter("write op in a read")),
         }
     }
+    let filter = parse_filter(req)?;
     let now_s = ns.clock.now_cl_s();
     let part = ns.index.partition_of(&req.digest).read();
     let rec = part
         .get(&req.digest)
         .filter(|r| !ns.is_doomed(r, now_s))
         .ok_or(DataError::NotFound)?;
+    check_filter(ns, filter.as_ref(), &req.digest, Some(rec))?;
     let mut h = MsgHeader {
         generation: u32::from(rec.generation),
         record_ttl: rec.void_time,
@@ -225,6 +256,7 @@ fn delete(
     transaction_ttl: u32,
 ) -> Result<(), DataError> {
     check_key(req)?;
+    let filter = parse_filter(req)?;
     let now_s = ns.clock.now_cl_s();
     let mut part = ns.index.partition_of(&req.digest).write();
     let live = part
@@ -236,6 +268,7 @@ fn delete(
     }
     if let Some(r) = part.get(&req.digest) {
         check_generation(req, r)?;
+        check_filter(ns, filter.as_ref(), &req.digest, Some(r))?;
     }
     if let Some(old) = part.remove(&req.digest) {
         ns.account_remove(&old);
@@ -382,6 +415,7 @@ fn write(
     transaction_ttl: u32,
 ) -> Result<(), DataError> {
     let key = check_key(req)?;
+    let filter = parse_filter(req)?;
     validate_write_ops(&req.ops)?;
     if ns.at_stop_writes() {
         return Err(DataError::StopWrites);
@@ -409,6 +443,7 @@ fn write(
     if let Some(r) = existing {
         check_generation(req, r)?;
     }
+    check_filter(ns, filter.as_ref(), &req.digest, existing)?;
     let replace = req.info3 & (info3::CREATE_OR_REPLACE | info3::REPLACE_ONLY) != 0;
     let mut bins: Vec<WorkBin<'_>> = match existing {
         Some(r) if !replace => r.work_bins(),

@@ -5,7 +5,8 @@
 use crate::state::NodeState;
 use shoal_base::constants::{BATCH_ROWS_MAX, PARTITIONS, STREAM_FLUSH_BYTES};
 use shoal_base::{Digest, PartitionId};
-use shoal_data::scan::{scan_chunk, BinSelection, SetFilter};
+use shoal_data::expression::Filter;
+use shoal_data::scan::{scan_chunk, BinSelection, ScanSpec, SetFilter};
 use shoal_data::transaction::{execute, write_error, RecordRequest};
 use shoal_data::{DataError, Namespace};
 use shoal_proto::batch::BatchIndex;
@@ -99,7 +100,7 @@ fn record_request<'a>(
         set: fields.set,
         key: fields.key,
         ops,
-        has_filter: fields.filter_exp.or(parent_filter).is_some(),
+        filter: fields.filter_exp.or(parent_filter),
         is_udf: fields.udf_filename.is_some() || fields.udf_function.is_some(),
     })
 }
@@ -302,6 +303,18 @@ async fn scan<W: AsyncWrite + Unpin>(
     } else {
         BinSelection::Named(&names)
     };
+    let exp = match f.filter_exp.map(Filter::parse).transpose() {
+        Ok(e) => e,
+        Err(e) => {
+            ns.stats.scan_basic_error.fetch_add(1, Relaxed);
+            return finish_stream(out, wr, e.result_code()).await;
+        }
+    };
+    let spec = ScanSpec {
+        sets: filter,
+        bins,
+        filter: exp.as_ref(),
+    };
     let mut remaining = match Fields::uint(f.max_records) {
         Some(0) | None => u64::MAX,
         Some(n) => n,
@@ -312,16 +325,7 @@ async fn scan<W: AsyncWrite + Unpin>(
                 break 'partitions;
             }
             out.open_frame();
-            let chunk = scan_chunk(
-                ns,
-                pid,
-                after,
-                filter,
-                bins,
-                remaining,
-                STREAM_FLUSH_BYTES,
-                out,
-            );
+            let chunk = scan_chunk(ns, pid, after, &spec, remaining, STREAM_FLUSH_BYTES, out);
             remaining -= chunk.records.min(remaining);
             flush_if_full(out, wr).await?;
             if chunk.done {
