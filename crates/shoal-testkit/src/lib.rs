@@ -26,6 +26,10 @@ impl TestServer {
         let mut config = Config::from_toml(toml).expect("test configuration must parse");
         config.address = [127, 0, 0, 1].into();
         config.service_port = 0;
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        config.data_dir =
+            std::env::temp_dir().join(format!("shoal-inproc-{}-{n}", std::process::id()));
         let inner = RunningServer::start(config).expect("test server must start");
         TestServer { inner }
     }
@@ -51,12 +55,26 @@ impl ProcessServer {
     /// Spawns `shoald` with `args` plus `--address 127.0.0.1 --service-port <free port>`, and
     /// waits until the port accepts connections.
     pub fn spawn(args: &[&str]) -> Result<ProcessServer> {
+        ProcessServer::spawn_with_env(args, &[])
+    }
+
+    /// Like [`ProcessServer::spawn`], with extra environment variables. The data directory
+    /// defaults to a fresh temporary one unless `--data-dir` or `SHOAL_DATA_DIR` is given.
+    pub fn spawn_with_env(args: &[&str], env: &[(&str, &str)]) -> Result<ProcessServer> {
         let port = free_port()?;
         let port_s = port.to_string();
         let mut cmd = Command::new(shoald_path()?);
         cmd.args(["--address", "127.0.0.1", "--service-port", &port_s])
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null());
+        let has_dir =
+            args.contains(&"--data-dir") || env.iter().any(|(k, _)| *k == "SHOAL_DATA_DIR");
+        if !has_dir {
+            let dir =
+                std::env::temp_dir().join(format!("shoal-test-{}-{port}", std::process::id()));
+            cmd.arg("--data-dir").arg(dir);
+        }
         let child = cmd.spawn().context("spawning shoald")?;
         let mut server = ProcessServer { child, port };
         server.wait_ready(Duration::from_secs(20))?;
@@ -71,6 +89,12 @@ impl ProcessServer {
     /// `"127.0.0.1:PORT"`.
     pub fn host_port(&self) -> String {
         format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the process (SIGKILL) and waits for it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// The process id, for signals.
