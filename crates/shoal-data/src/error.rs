@@ -33,6 +33,12 @@ pub enum DataError {
     Udf(&'static str),
     #[error("secondary index not found")]
     IndexNotFound,
+    #[error("collection element not found")]
+    ElementNotFound,
+    #[error("collection element already exists")]
+    ElementExists,
+    #[error("collection operation not applicable: {0}")]
+    OpNotApplicable(&'static str),
     #[error("filter expression evaluated false")]
     FilteredOut,
 }
@@ -55,6 +61,9 @@ impl DataError {
             DataError::Forbidden(_) => ResultCode::Forbidden,
             DataError::Udf(_) => ResultCode::UdfBadResponse,
             DataError::IndexNotFound => ResultCode::SindexNotFound,
+            DataError::ElementNotFound => ResultCode::ElementNotFound,
+            DataError::ElementExists => ResultCode::ElementExists,
+            DataError::OpNotApplicable(_) => ResultCode::OpNotApplicable,
             DataError::FilteredOut => ResultCode::FilteredOut,
         }
     }
@@ -83,6 +92,9 @@ mod tests {
             (DataError::Forbidden("x"), 22),
             (DataError::Udf("x"), 100),
             (DataError::IndexNotFound, 201),
+            (DataError::ElementNotFound, 23),
+            (DataError::ElementExists, 24),
+            (DataError::OpNotApplicable("x"), 26),
             (DataError::FilteredOut, 27),
         ];
         for (e, code) in &all {
@@ -102,6 +114,9 @@ mod tests {
                 | DataError::Forbidden(_)
                 | DataError::Udf(_)
                 | DataError::IndexNotFound
+                | DataError::ElementNotFound
+                | DataError::ElementExists
+                | DataError::OpNotApplicable(_)
                 | DataError::FilteredOut => {}
             }
             assert_eq!(e.result_code().code(), *code, "{e:?}");

@@ -193,6 +193,9 @@ fn read(
     check_key(req)?;
     // Validate ops before touching the index so a bad request never half-answers.
     for o in req.ops.iter() {
+        if o.name.len() > BIN_NAME_LEN_MAX_BYTES {
+            return Err(DataError::BinName);
+        }
         match o.op_type {
             op::READ | op::CDT_READ => {}
             op::BITS_READ | op::HLL_READ | op::EXP_READ => {
@@ -217,6 +220,7 @@ fn read(
     };
     let at = out.begin_record(&h);
     let mut n_ops = 0usize;
+    let respond_all = req.info2 & info2::RESPOND_ALL_OPS != 0;
     if req.info1 & info1::NOBINDATA != 0 {
         // Header only.
     } else if req.info1 & info1::GET_ALL != 0 || req.ops.is_empty() {
@@ -240,6 +244,10 @@ fn read(
                 }
             } else if let Some(b) = rec.bin(o.name) {
                 out.op(op::READ, b.particle_type, b.name, b.value);
+                n_ops += 1;
+            } else if respond_all {
+                // With respond-all-ops every op gets an answer, a missing bin a nil.
+                out.op(op::READ, particle::NULL, o.name, &[]);
                 n_ops += 1;
             }
         }
@@ -572,6 +580,10 @@ fn write(
                             out.op(op::READ, b.particle_type, b.name, &b.value);
                             n_ops += 1;
                         }
+                    } else if respond_all {
+                        // A header read answers one nameless nil, so results stay positional.
+                        out.op(op::READ, particle::NULL, &[], &[]);
+                        n_ops += 1;
                     }
                 } else if let Some(i) = find_bin(&bins, o.name) {
                     let b = &bins[i];
