@@ -151,3 +151,39 @@ pub fn scan_chunk(
     }
     chunk
 }
+
+/// The digests of partition `pid` that a background job should visit: live records of the
+/// selected sets that pass the filter. Collected under the read lock, visited after it is
+/// released, so the job never holds a lock while it writes.
+pub fn collect_digests(
+    ns: &Namespace,
+    pid: PartitionId,
+    sets: SetFilter,
+    filter: Option<&Filter>,
+) -> Vec<Digest> {
+    if sets == SetFilter::Nothing {
+        return Vec::new();
+    }
+    let now_s = ns.clock.now_cl_s();
+    let now_cl_ms = ns.clock.now_cl_ms();
+    let part = ns.index.partition(pid).read();
+    part.iter()
+        .filter(|(_, rec)| match sets {
+            SetFilter::Set(id) => rec.set_id == id,
+            _ => true,
+        })
+        .filter(|(_, rec)| !ns.is_doomed(rec, now_s))
+        .filter(|(digest, rec)| {
+            filter.is_none_or(|f| {
+                let view = RecordView {
+                    record: Some(rec),
+                    digest,
+                    set_name: ns.set_entry(rec.set_id).map_or("", |s| s.name.as_str()),
+                    now_cl_ms,
+                };
+                f.matches(&view).unwrap_or(false)
+            })
+        })
+        .map(|(d, _)| *d)
+        .collect()
+}

@@ -103,12 +103,8 @@ fn answer(state: &NodeState, line: &str, local: Option<SocketAddr>) -> String {
         "truncate" => truncate(state, &cmd, false),
         "truncate-namespace" => truncate(state, &cmd, true),
         "user-agent-set" => "ok".to_string(),
-        "udf-list" | "sindex-list" | "sindex" | "query-show" | "scan-show"
-            if cmd.args.is_empty() =>
-        {
-            String::new()
-        }
-        "query-show" | "scan-show" => "ERROR:2:job not found".to_string(),
+        "udf-list" | "sindex-list" | "sindex" => String::new(),
+        "query-show" | "scan-show" => query_show(state, &cmd),
         "sindex-exists" => "false".to_string(),
         "rack-ids" | "racks" => "ERROR:25:enterprise only".to_string(),
         _ => unrecognized(),
@@ -651,5 +647,24 @@ fn truncate(state: &NodeState, cmd: &Command<'_>, whole_namespace: bool) -> Stri
             "ok".to_string()
         }
         Err(e) => format!("ERROR:{}:{e}", e.result_code().code()),
+    }
+}
+
+/// `query-show` (all jobs, `;`-separated) or `query-show:id=N` / `trid=N` (one job; a job that
+/// is not known answers `ERROR:2`, which clients read as finished).
+fn query_show(state: &NodeState, cmd: &Command<'_>) -> String {
+    let id = cmd.param("id").or_else(|| cmd.param("trid"));
+    match id {
+        None => state
+            .jobs
+            .all()
+            .iter()
+            .map(|j| j.describe())
+            .collect::<Vec<_>>()
+            .join(";"),
+        Some(id) => match id.parse::<u64>().ok().and_then(|t| state.jobs.find(t)) {
+            Some(job) => job.describe(),
+            None => "ERROR:2:job not found".to_string(),
+        },
     }
 }

@@ -8,6 +8,7 @@
 pub mod config;
 mod connection;
 mod info;
+mod jobs;
 mod node;
 mod service;
 mod state;

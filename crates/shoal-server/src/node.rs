@@ -131,6 +131,7 @@ async fn bind(config: Config) -> Result<(TcpListener, Arc<NodeState>)> {
         stats: NodeStats::default(),
         started: Instant::now(),
         partition_generation: AtomicU64::new(1),
+        jobs: crate::jobs::Jobs::default(),
     });
     Ok((listener, state))
 }

@@ -36,7 +36,7 @@ pub async fn handle<W: AsyncWrite + Unpin>(
     if msg.header.info1 & info1::BATCH != 0 {
         batch(state, &msg, out, wr).await
     } else if msg.fields.digest.is_none() {
-        scan(state, &msg, out, wr).await
+        scan(state, &msg, body, out, wr).await
     } else {
         single(state, &msg, out);
         wr.write_all(out.bytes()).await
@@ -248,9 +248,37 @@ fn scan_partitions(fields: &Fields<'_>) -> Result<Vec<(PartitionId, Option<Diges
     Ok(list)
 }
 
+#[allow(clippy::too_many_arguments)]
+async fn background_ops<W: AsyncWrite + Unpin>(
+    state: &NodeState,
+    ns: &Arc<Namespace>,
+    msg: &Msg<'_>,
+    body: &[u8],
+    sets: SetFilter,
+    out: &mut MsgWriter,
+    wr: &mut W,
+) -> std::io::Result<()> {
+    // Validate everything the job will use before answering "started".
+    if let Err(e) = msg.fields.filter_exp.map(Filter::parse).transpose() {
+        return finish_stream(out, wr, e.result_code()).await;
+    }
+    if msg.ops.is_empty() {
+        return finish_stream(out, wr, ResultCode::Parameter).await;
+    }
+    let trid = Fields::uint(msg.fields.trid).unwrap_or(0);
+    let set_name = msg
+        .fields
+        .set
+        .map(|s| String::from_utf8_lossy(s).into_owned())
+        .unwrap_or_default();
+    crate::jobs::start_background_ops(&state.jobs, ns.clone(), body.to_vec(), trid, sets, set_name);
+    finish_stream(out, wr, ResultCode::Ok).await
+}
+
 async fn scan<W: AsyncWrite + Unpin>(
     state: &NodeState,
     msg: &Msg<'_>,
+    body: &[u8],
     out: &mut MsgWriter,
     wr: &mut W,
 ) -> std::io::Result<()> {
@@ -265,10 +293,6 @@ async fn scan<W: AsyncWrite + Unpin>(
             Some(DataError::IndexNotFound)
         } else if f.udf_op.is_some() || f.udf_filename.is_some() {
             Some(DataError::Udf("UDF module not found"))
-        } else if f.filter_exp.is_some() {
-            Some(DataError::Unsupported("filter expressions"))
-        } else if msg.header.info2 & info2::WRITE != 0 {
-            Some(DataError::Unsupported("background operations"))
         } else {
             None
         };
@@ -303,6 +327,9 @@ async fn scan<W: AsyncWrite + Unpin>(
     } else {
         BinSelection::Named(&names)
     };
+    if msg.header.info2 & info2::WRITE != 0 {
+        return background_ops(state, ns, msg, body, filter, out, wr).await;
+    }
     let exp = match f.filter_exp.map(Filter::parse).transpose() {
         Ok(e) => e,
         Err(e) => {

@@ -36,4 +36,6 @@ pub struct NodeState {
     /// Service-level settings changeable by `set-config:context=service`.
     pub max_client_connections: AtomicUsize,
     pub client_idle_timeout_s: AtomicU64,
+    /// Background jobs, for `query-show`.
+    pub jobs: crate::jobs::Jobs,
 }
