@@ -73,6 +73,8 @@ pub struct Config {
     pub service_port: u16,
     pub fabric_port: u16,
     pub heartbeat_port: u16,
+    /// HTTP port for /metrics and /health; 0 picks a free port.
+    pub http_port: u16,
     pub cluster_name: Option<String>,
     pub node_id: Option<NodeId>,
     pub data_dir: PathBuf,
@@ -90,6 +92,7 @@ impl Default for Config {
             service_port: 3000,
             fabric_port: 3001,
             heartbeat_port: 3002,
+            http_port: 9145,
             cluster_name: None,
             node_id: None,
             data_dir: PathBuf::from("/var/lib/shoal"),
@@ -140,6 +143,9 @@ pub struct Flags {
     /// Heartbeat port [default: 3002].
     #[arg(long, env = "SHOAL_HEARTBEAT_PORT")]
     pub heartbeat_port: Option<u16>,
+    /// HTTP port serving Prometheus /metrics, /health/live and /health/ready [default: 9145].
+    #[arg(long, env = "SHOAL_HTTP_PORT")]
+    pub http_port: Option<u16>,
     /// Cluster name reported by `cluster-name`; clients configured with a name check it [default: none].
     #[arg(long, env = "SHOAL_CLUSTER_NAME")]
     pub cluster_name: Option<String>,
@@ -173,6 +179,7 @@ struct FileConfig {
     service_port: Option<u16>,
     fabric_port: Option<u16>,
     heartbeat_port: Option<u16>,
+    http_port: Option<u16>,
     cluster_name: Option<String>,
     node_id: Option<String>,
     data_dir: Option<PathBuf>,
@@ -248,6 +255,7 @@ impl Config {
                 .heartbeat_port
                 .or(file.heartbeat_port)
                 .unwrap_or(d.heartbeat_port),
+            http_port: flags.http_port.or(file.http_port).unwrap_or(d.http_port),
             cluster_name,
             node_id,
             data_dir: flags.data_dir.or(file.data_dir).unwrap_or(d.data_dir),

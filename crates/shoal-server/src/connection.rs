@@ -140,10 +140,14 @@ async fn dispatch<W: tokio::io::AsyncWrite + Unpin>(
     match message_type {
         MessageType::Info => {
             state.stats.info_requests.fetch_add(1, Relaxed);
+            let started = std::time::Instant::now();
             let buf = out.buf_mut();
             let at = frame::begin_frame(buf);
             info::handle(state, body, local, buf);
             frame::finish_frame(buf, at, MessageType::Info);
+            state
+                .latency(crate::state::OpKind::Info)
+                .record(started.elapsed());
             wr.write_all(out.bytes()).await?;
         }
         MessageType::Admin => {

@@ -7,8 +7,11 @@
 
 pub mod config;
 mod connection;
+mod histogram;
+mod http;
 mod info;
 mod jobs;
+mod metrics;
 mod node;
 mod service;
 mod state;

@@ -17,9 +17,13 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
+/// How often the ticker logs each namespace's counters.
+const TICKER_PERIOD: Duration = Duration::from_secs(10);
+
 /// A node started in this process on its own runtime thread. Dropping it stops the node.
 pub struct RunningServer {
     service_addr: SocketAddr,
+    http_addr: SocketAddr,
     shutdown: watch::Sender<bool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -39,10 +43,13 @@ impl RunningServer {
             .spawn(move || {
                 runtime.block_on(async move {
                     match bind(config).await {
-                        Ok((listener, state)) => {
-                            let addr = listener.local_addr();
-                            let _ = ready_tx.send(addr.map_err(anyhow::Error::from));
-                            serve(listener, state, shutdown_rx).await;
+                        Ok(bound) => {
+                            let addrs = bound
+                                .listener
+                                .local_addr()
+                                .and_then(|a| Ok((a, bound.http.local_addr()?)));
+                            let _ = ready_tx.send(addrs.map_err(anyhow::Error::from));
+                            serve(bound, shutdown_rx).await;
                         }
                         Err(e) => {
                             let _ = ready_tx.send(Err(e));
@@ -51,11 +58,12 @@ impl RunningServer {
                 });
             })
             .context("spawning the node thread")?;
-        let service_addr = ready_rx
+        let (service_addr, http_addr) = ready_rx
             .recv()
             .context("node thread ended before listening")??;
         Ok(RunningServer {
             service_addr,
+            http_addr,
             shutdown,
             thread: Some(thread),
         })
@@ -64,6 +72,11 @@ impl RunningServer {
     /// The address clients connect to.
     pub fn service_addr(&self) -> SocketAddr {
         self.service_addr
+    }
+
+    /// The HTTP address (/metrics, /health).
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
     }
 
     /// Stops accepting, and waits for the node thread to finish.
@@ -87,9 +100,16 @@ impl Drop for RunningServer {
 
 /// Runs a node on the current runtime until `shutdown` turns true (used by `shoald`).
 pub async fn run(config: Config, shutdown: watch::Receiver<bool>) -> Result<()> {
-    let (listener, state) = bind(config).await?;
-    serve(listener, state, shutdown).await;
+    let bound = bind(config).await?;
+    serve(bound, shutdown).await;
     Ok(())
+}
+
+/// The node's listeners and state, between binding and serving.
+struct Bound {
+    listener: TcpListener,
+    http: TcpListener,
+    state: Arc<NodeState>,
 }
 
 fn namespace_settings(n: &NamespaceConfig) -> NamespaceSettings {
@@ -106,11 +126,15 @@ fn namespace_settings(n: &NamespaceConfig) -> NamespaceSettings {
     }
 }
 
-async fn bind(config: Config) -> Result<(TcpListener, Arc<NodeState>)> {
+async fn bind(config: Config) -> Result<Bound> {
     let addr = SocketAddr::new(config.address, config.service_port);
     let listener = TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding the service port {addr}"))?;
+    let http_addr = SocketAddr::new(config.address, config.http_port);
+    let http = TcpListener::bind(http_addr)
+        .await
+        .with_context(|| format!("binding the HTTP port {http_addr} (set --http-port)"))?;
     let node_id = match config.node_id {
         Some(id) => id,
         None => load_or_create_node_id(&config.data_dir),
@@ -119,7 +143,7 @@ async fn bind(config: Config) -> Result<(TcpListener, Arc<NodeState>)> {
         config.namespaces.iter().map(namespace_settings).collect();
     let db = Database::new(&settings, Arc::new(SystemClock));
     let local = listener.local_addr()?;
-    info!(target: "shoal::node", node_id = %node_id, address = %local,
+    info!(target: "shoal::node", node_id = %node_id, address = %local, http = %http.local_addr()?,
         namespaces = ?config.namespaces.iter().map(|n| n.name.as_str()).collect::<Vec<_>>(),
         "node listening");
     let state = Arc::new(NodeState {
@@ -132,11 +156,45 @@ async fn bind(config: Config) -> Result<(TcpListener, Arc<NodeState>)> {
         started: Instant::now(),
         partition_generation: AtomicU64::new(1),
         jobs: crate::jobs::Jobs::default(),
+        latencies: Default::default(),
     });
-    Ok((listener, state))
+    Ok(Bound {
+        listener,
+        http,
+        state,
+    })
 }
 
-async fn serve(listener: TcpListener, state: Arc<NodeState>, mut shutdown: watch::Receiver<bool>) {
+async fn serve(bound: Bound, mut shutdown: watch::Receiver<bool>) {
+    let Bound {
+        listener,
+        http,
+        state,
+    } = bound;
+    let mut http_stop = shutdown.clone();
+    let app = crate::http::router(state.clone());
+    tokio::spawn(async move {
+        let served = axum::serve(http, app)
+            .with_graceful_shutdown(async move {
+                let _ = http_stop.changed().await;
+            })
+            .await;
+        if let Err(e) = served {
+            warn!(target: "shoal::http", "HTTP server stopped: {e}");
+        }
+    });
+    let ticker_state = state.clone();
+    let mut ticker_stop = shutdown.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(TICKER_PERIOD);
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                _ = tick.tick() => crate::metrics::log_ticker(&ticker_state),
+                _ = ticker_stop.changed() => return,
+            }
+        }
+    });
     for ns in state.db.namespaces() {
         let ns = ns.clone();
         let mut stop = shutdown.clone();

@@ -3,17 +3,19 @@
 //! LAST record. Aerospike counterpart: `as/src/base/thr_tsvc.c`, `batch.c`, `query/query.c`.
 
 use crate::state::NodeState;
+use crate::state::OpKind;
 use shoal_base::constants::{BATCH_ROWS_MAX, PARTITIONS, STREAM_FLUSH_BYTES};
 use shoal_base::{Digest, PartitionId};
 use shoal_data::expression::Filter;
 use shoal_data::scan::{scan_chunk, BinSelection, ScanSpec, SetFilter};
-use shoal_data::transaction::{execute, write_error, RecordRequest};
+use shoal_data::transaction::{execute, write_error, Kind, RecordRequest};
 use shoal_data::{DataError, Namespace};
 use shoal_proto::batch::BatchIndex;
 use shoal_proto::msg::{info1, info2, info3, op, Fields, Msg, MsgHeader, MsgWriter};
 use shoal_proto::{DecodeError, ResultCode};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
+use std::time::Instant;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tracing::debug;
 
@@ -33,18 +35,26 @@ pub async fn handle<W: AsyncWrite + Unpin>(
             return wr.write_all(out.bytes()).await;
         }
     };
+    let started = Instant::now();
     if msg.header.info1 & info1::BATCH != 0 {
-        batch(state, &msg, out, wr).await
+        let r = batch(state, &msg, out, wr).await;
+        state.latency(OpKind::Batch).record(started.elapsed());
+        r
     } else if msg.fields.digest.is_none() {
-        scan(state, &msg, body, out, wr).await
+        let r = scan(state, &msg, body, out, wr).await;
+        state.latency(OpKind::Scan).record(started.elapsed());
+        r
     } else {
-        single(state, &msg, out);
+        let kind = single(state, &msg, out);
+        // Timed before the socket write, like Aerospike's own transaction histograms.
+        state.latency(kind).record(started.elapsed());
         wr.write_all(out.bytes()).await
     }
 }
 
-fn single(state: &NodeState, msg: &Msg<'_>, out: &mut MsgWriter) {
+fn single(state: &NodeState, msg: &Msg<'_>, out: &mut MsgWriter) -> OpKind {
     out.open_frame();
+    let mut kind = OpKind::Read;
     match record_request(
         msg.fields.digest,
         msg.header.info1,
@@ -58,6 +68,12 @@ fn single(state: &NodeState, msg: &Msg<'_>, out: &mut MsgWriter) {
     ) {
         Ok(req) => match namespace(state, msg.fields.namespace) {
             Ok(ns) => {
+                kind = match req.kind() {
+                    Some(Kind::Write) => OpKind::Write,
+                    Some(Kind::Delete) => OpKind::Delete,
+                    Some(Kind::Udf) => OpKind::Udf,
+                    Some(Kind::Read) | None => OpKind::Read,
+                };
                 execute(ns, &req, out, 0);
             }
             Err(e) => write_error(out, &e, 0),
@@ -65,6 +81,7 @@ fn single(state: &NodeState, msg: &Msg<'_>, out: &mut MsgWriter) {
         Err(e) => write_error(out, &e, 0),
     }
     out.close_frame();
+    kind
 }
 
 fn namespace<'s>(

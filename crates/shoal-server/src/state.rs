@@ -2,6 +2,7 @@
 //! database, and node-wide counters.
 
 use crate::config::Config;
+use crate::histogram::Histogram;
 use shoal_base::NodeId;
 use shoal_data::Database;
 use std::sync::atomic::{AtomicU64, AtomicUsize};
@@ -24,6 +25,44 @@ pub struct NodeStats {
     pub compressed_requests: AtomicU64,
 }
 
+/// Kinds of client request timed by the latency histograms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpKind {
+    Read,
+    Write,
+    Delete,
+    Udf,
+    Batch,
+    Scan,
+    Info,
+}
+
+impl OpKind {
+    /// Every kind, in exposition order.
+    pub const ALL: [OpKind; 7] = [
+        OpKind::Read,
+        OpKind::Write,
+        OpKind::Delete,
+        OpKind::Udf,
+        OpKind::Batch,
+        OpKind::Scan,
+        OpKind::Info,
+    ];
+
+    /// The label value used in metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            OpKind::Read => "read",
+            OpKind::Write => "write",
+            OpKind::Delete => "delete",
+            OpKind::Udf => "udf",
+            OpKind::Batch => "batch",
+            OpKind::Scan => "scan",
+            OpKind::Info => "info",
+        }
+    }
+}
+
 /// Everything a connection needs.
 pub struct NodeState {
     pub config: Config,
@@ -38,4 +77,13 @@ pub struct NodeState {
     pub client_idle_timeout_s: AtomicU64,
     /// Background jobs, for `query-show`.
     pub jobs: crate::jobs::Jobs,
+    /// Request latency per [`OpKind`], indexed by its position in [`OpKind::ALL`].
+    pub latencies: [Histogram; 7],
+}
+
+impl NodeState {
+    /// The latency histogram of `kind`.
+    pub fn latency(&self, kind: OpKind) -> &Histogram {
+        &self.latencies[kind as usize]
+    }
 }

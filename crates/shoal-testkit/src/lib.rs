@@ -26,6 +26,7 @@ impl TestServer {
         let mut config = Config::from_toml(toml).expect("test configuration must parse");
         config.address = [127, 0, 0, 1].into();
         config.service_port = 0;
+        config.http_port = 0;
         static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         config.data_dir =
@@ -42,6 +43,11 @@ impl TestServer {
     /// `"127.0.0.1:PORT"`.
     pub fn host_port(&self) -> String {
         self.addr().to_string()
+    }
+
+    /// The HTTP address (/metrics, /health).
+    pub fn http_addr(&self) -> SocketAddr {
+        self.inner.http_addr()
     }
 }
 

@@ -1,0 +1,43 @@
+//! The node's HTTP port: Prometheus `/metrics`, `/health/live`, `/health/ready`.
+//! It only reads shared state; it never changes data.
+
+use crate::state::NodeState;
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use std::sync::Arc;
+
+/// The HTTP routes.
+pub fn router(state: Arc<NodeState>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/health/live", get(live))
+        .route("/health/ready", get(ready))
+        .with_state(state)
+}
+
+async fn metrics(State(state): State<Arc<NodeState>>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        crate::metrics::render(&state),
+    )
+}
+
+async fn live() -> impl IntoResponse {
+    (StatusCode::OK, "live\n")
+}
+
+/// Ready means: serving every partition of every namespace. A single node is ready as soon as
+/// it listens; a clustered node will also require a stable cluster.
+async fn ready(State(state): State<Arc<NodeState>>) -> impl IntoResponse {
+    if state.db.namespaces().is_empty() {
+        (StatusCode::SERVICE_UNAVAILABLE, "no namespaces\n")
+    } else {
+        (StatusCode::OK, "ready\n")
+    }
+}

@@ -1,0 +1,257 @@
+//! Prometheus text exposition of the node's counters, and the periodic ticker log line.
+//! Both read the very counters `statistics` and `namespace/<ns>` report, so the three views
+//! never disagree. The exposition is rendered by hand: the counters already live in the node's
+//! own structs, and a registry crate would keep a second copy of each.
+
+use crate::histogram::Histogram;
+use crate::state::{NodeState, OpKind};
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering::Relaxed;
+
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+fn histogram(out: &mut String, name: &str, label: &str, h: &Histogram) {
+    for (bound, count) in h.cumulative() {
+        let le = match bound {
+            Some(us) => format!("{}", us as f64 / 1e6),
+            None => "+Inf".to_string(),
+        };
+        let _ = writeln!(out, "{name}_bucket{{{label},le=\"{le}\"}} {count}");
+    }
+    let _ = writeln!(out, "{name}_sum{{{label}}} {}", h.sum_us() as f64 / 1e6);
+    let _ = writeln!(out, "{name}_count{{{label}}} {}", h.count());
+}
+
+/// The whole `/metrics` page.
+pub fn render(state: &NodeState) -> String {
+    let mut o = String::with_capacity(16 * 1024);
+    let st = &state.stats;
+    header(
+        &mut o,
+        "shoal_build_info",
+        "gauge",
+        "Node identity and the Aerospike build it is compatible with.",
+    );
+    let _ = writeln!(
+        o,
+        "shoal_build_info{{node_id=\"{}\",build=\"{}\",version=\"{}\"}} 1",
+        state.node_id,
+        crate::info::BUILD,
+        env!("CARGO_PKG_VERSION")
+    );
+    header(
+        &mut o,
+        "shoal_uptime_seconds",
+        "gauge",
+        "Seconds since the node started.",
+    );
+    let _ = writeln!(
+        o,
+        "shoal_uptime_seconds {}",
+        state.started.elapsed().as_secs()
+    );
+    header(
+        &mut o,
+        "shoal_cluster_size",
+        "gauge",
+        "Nodes in the cluster this node belongs to.",
+    );
+    let _ = writeln!(o, "shoal_cluster_size 1");
+    header(
+        &mut o,
+        "shoal_migrate_partitions_remaining",
+        "gauge",
+        "Partitions still to migrate.",
+    );
+    let _ = writeln!(o, "shoal_migrate_partitions_remaining 0");
+    header(
+        &mut o,
+        "shoal_client_connections",
+        "gauge",
+        "Open client connections.",
+    );
+    let _ = writeln!(
+        o,
+        "shoal_client_connections {}",
+        st.client_connections.load(Relaxed)
+    );
+    for (name, help, v) in [
+        (
+            "shoal_client_connections_opened_total",
+            "Client connections accepted.",
+            st.client_connections_opened.load(Relaxed),
+        ),
+        (
+            "shoal_client_connections_refused_total",
+            "Client connections refused at max-client-connections.",
+            st.client_connections_refused.load(Relaxed),
+        ),
+        (
+            "shoal_client_connections_reaped_total",
+            "Idle client connections closed.",
+            st.client_connections_reaped.load(Relaxed),
+        ),
+        (
+            "shoal_proto_errors_total",
+            "Malformed requests (closed connections or parameter errors).",
+            st.proto_errors.load(Relaxed),
+        ),
+        (
+            "shoal_info_requests_total",
+            "Info protocol requests.",
+            st.info_requests.load(Relaxed),
+        ),
+        (
+            "shoal_batch_requests_total",
+            "Batch requests started.",
+            st.batch_index_initiate.load(Relaxed),
+        ),
+        (
+            "shoal_scans_total",
+            "Scans and queries started.",
+            st.scans_started.load(Relaxed),
+        ),
+    ] {
+        header(&mut o, name, "counter", help);
+        let _ = writeln!(o, "{name} {v}");
+    }
+    header(
+        &mut o,
+        "shoal_request_latency_seconds",
+        "histogram",
+        "Server-side latency of client requests by kind.",
+    );
+    for kind in OpKind::ALL {
+        let label = format!("op=\"{}\"", kind.name());
+        histogram(
+            &mut o,
+            "shoal_request_latency_seconds",
+            &label,
+            state.latency(kind),
+        );
+    }
+
+    let gauges: [(&str, &str); 5] = [
+        ("shoal_namespace_objects", "Records in the namespace."),
+        (
+            "shoal_namespace_memory_used_bytes",
+            "Memory charged to the namespace's records.",
+        ),
+        (
+            "shoal_namespace_memory_size_bytes",
+            "The namespace's memory budget.",
+        ),
+        (
+            "shoal_namespace_stop_writes",
+            "1 when the namespace refuses writes.",
+        ),
+        ("shoal_namespace_sets", "Sets in the namespace."),
+    ];
+    for (i, (name, help)) in gauges.iter().enumerate() {
+        header(&mut o, name, "gauge", help);
+        for ns in state.db.namespaces() {
+            let v = match i {
+                0 => ns.stats.objects.load(Relaxed),
+                1 => ns.stats.memory_used_bytes.load(Relaxed),
+                2 => ns.settings.memory_size_bytes.load(Relaxed),
+                3 => u64::from(ns.at_stop_writes()),
+                _ => ns.sets().count() as u64,
+            };
+            let _ = writeln!(o, "{name}{{namespace=\"{}\"}} {v}", ns.name);
+        }
+    }
+    header(
+        &mut o,
+        "shoal_namespace_requests_total",
+        "counter",
+        "Client requests by namespace, kind and result.",
+    );
+    for ns in state.db.namespaces() {
+        let s = &ns.stats;
+        for (op, result, v) in [
+            ("read", "success", &s.client_read_success),
+            ("read", "not_found", &s.client_read_not_found),
+            ("read", "error", &s.client_read_error),
+            ("write", "success", &s.client_write_success),
+            ("write", "error", &s.client_write_error),
+            ("delete", "success", &s.client_delete_success),
+            ("delete", "not_found", &s.client_delete_not_found),
+            ("delete", "error", &s.client_delete_error),
+            ("udf", "error", &s.client_udf_error),
+        ] {
+            let _ = writeln!(
+                o,
+                "shoal_namespace_requests_total{{namespace=\"{}\",op=\"{op}\",result=\"{result}\"}} {}",
+                ns.name,
+                v.load(Relaxed)
+            );
+        }
+    }
+    for (name, help, pick) in [
+        (
+            "shoal_namespace_expired_objects_total",
+            "Records removed by expiration.",
+            0,
+        ),
+        (
+            "shoal_namespace_truncated_objects_total",
+            "Records removed by truncation.",
+            1,
+        ),
+        (
+            "shoal_namespace_stop_writes_refusals_total",
+            "Writes refused at stop-writes.",
+            2,
+        ),
+        (
+            "shoal_namespace_generation_failures_total",
+            "Writes refused by a generation check.",
+            3,
+        ),
+        (
+            "shoal_namespace_record_too_big_total",
+            "Writes refused as too big.",
+            4,
+        ),
+    ] {
+        header(&mut o, name, "counter", help);
+        for ns in state.db.namespaces() {
+            let s = &ns.stats;
+            let v = [
+                &s.expired_objects,
+                &s.truncated_objects,
+                &s.stop_writes_count,
+                &s.fail_generation,
+                &s.fail_record_too_big,
+            ][pick]
+                .load(Relaxed);
+            let _ = writeln!(o, "{name}{{namespace=\"{}\"}} {v}", ns.name);
+        }
+    }
+    o
+}
+
+/// One ticker line per namespace: what an operator wants to see in the log every 10 s.
+pub fn log_ticker(state: &NodeState) {
+    for ns in state.db.namespaces() {
+        let s = &ns.stats;
+        tracing::info!(
+            target: "shoal::ticker",
+            namespace = %ns.name,
+            objects = s.objects.load(Relaxed),
+            memory_used_bytes = s.memory_used_bytes.load(Relaxed),
+            memory_size_bytes = ns.settings.memory_size_bytes.load(Relaxed),
+            stop_writes = ns.at_stop_writes(),
+            reads = s.client_read_success.load(Relaxed) + s.client_read_not_found.load(Relaxed),
+            writes = s.client_write_success.load(Relaxed),
+            deletes = s.client_delete_success.load(Relaxed),
+            errors = s.client_read_error.load(Relaxed) + s.client_write_error.load(Relaxed) + s.client_delete_error.load(Relaxed),
+            expired = s.expired_objects.load(Relaxed),
+            connections = state.stats.client_connections.load(Relaxed),
+            "ticker"
+        );
+    }
+}
