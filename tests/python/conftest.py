@@ -87,6 +87,7 @@ class Shoald:
             "--service-port", str(self.port),
             "--fabric-port", str(_free_port()),
             "--heartbeat-port", str(_free_port()),
+            "--http-port", str(_free_port()),
             "--data-dir", str(data_dir),
             "--namespace", f"{NAMESPACE},nsup-period=1",
             "--log-level", os.environ.get("SHOALD_LOG_LEVEL", "debug"),
