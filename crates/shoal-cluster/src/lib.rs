@@ -1,0 +1,8 @@
+//! Sans-IO cluster protocols. Every protocol here is a deterministic function or state machine
+//! fed `(now, input)`; sockets, clocks and threads belong to `shoal-server`, so one seeded
+//! simulator can run a whole cluster in a single thread.
+//!
+//! Today: [`balance`], the partition table every member computes identically from the
+//! membership. Aerospike counterpart: `as/src/fabric/`.
+
+pub mod balance;
