@@ -41,6 +41,10 @@ pub enum DataError {
     OpNotApplicable(&'static str),
     #[error("filter expression evaluated false")]
     FilteredOut,
+    #[error("bin already exists")]
+    BinExists,
+    #[error("bin not found")]
+    BinNotFound,
 }
 
 impl DataError {
@@ -65,6 +69,8 @@ impl DataError {
             DataError::ElementExists => ResultCode::ElementExists,
             DataError::OpNotApplicable(_) => ResultCode::OpNotApplicable,
             DataError::FilteredOut => ResultCode::FilteredOut,
+            DataError::BinExists => ResultCode::BinExists,
+            DataError::BinNotFound => ResultCode::BinNotFound,
         }
     }
 }
@@ -96,6 +102,8 @@ mod tests {
             (DataError::ElementExists, 24),
             (DataError::OpNotApplicable("x"), 26),
             (DataError::FilteredOut, 27),
+            (DataError::BinExists, 6),
+            (DataError::BinNotFound, 17),
         ];
         for (e, code) in &all {
             // Exhaustiveness guard: a new variant must be added to `all`.
@@ -117,7 +125,9 @@ mod tests {
                 | DataError::ElementNotFound
                 | DataError::ElementExists
                 | DataError::OpNotApplicable(_)
-                | DataError::FilteredOut => {}
+                | DataError::FilteredOut
+                | DataError::BinExists
+                | DataError::BinNotFound => {}
             }
             assert_eq!(e.result_code().code(), *code, "{e:?}");
         }

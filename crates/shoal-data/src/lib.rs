@@ -5,10 +5,12 @@
 //! never touches a socket, sleeps or spawns, and reads time only through `shoal_base::Clock`.
 //! Aerospike counterpart: `as/src/transaction/`, `as/src/base/namespace.c`, `nsup.c`.
 
+pub mod bits;
 pub mod cdt;
 pub mod error;
 pub mod expression;
 pub mod maintenance;
+pub mod msgpack;
 pub mod namespace;
 pub mod record;
 pub mod scan;

@@ -7,6 +7,7 @@
 //! replaced; nothing here awaits or does I/O. Aerospike counterpart: `as/src/transaction/
 //! read.c`, `write.c`, `delete.c`, `rw_utils.c`.
 
+use crate::bits;
 use crate::cdt;
 use crate::error::DataError;
 use crate::expression::{Filter, RecordView};
@@ -198,8 +199,9 @@ fn read(
         }
         match o.op_type {
             op::READ | op::CDT_READ => {}
-            op::BITS_READ | op::HLL_READ | op::EXP_READ => {
-                return Err(DataError::Unsupported("bit, HLL and expression reads"))
+            op::BITS_READ => check_bits_op(o.name, o.particle_type)?,
+            op::HLL_READ | op::EXP_READ => {
+                return Err(DataError::Unsupported("HLL and expression reads"))
             }
             _ => return Err(DataError::Parameter("write op in a read")),
         }
@@ -235,13 +237,16 @@ fn read(
                     out.op(op::READ, b.particle_type, b.name, b.value);
                     n_ops += 1;
                 }
-            } else if o.op_type == op::CDT_READ {
+            } else if o.op_type == op::CDT_READ || o.op_type == op::BITS_READ {
                 let bin = rec.bin(o.name).map(|b| (b.particle_type, b.value));
-                let outcome = cdt::apply(false, bin, o.value)?;
-                if let Some((t, v)) = outcome.result {
-                    out.op(op::CDT_READ, t, o.name, &v);
-                    n_ops += 1;
-                }
+                // Under respond-all-ops a read with no result answers a nil, so the client's
+                // results stay positional (as on the write path).
+                let result = if o.op_type == op::CDT_READ {
+                    cdt::apply(false, bin, o.value)?.result
+                } else {
+                    bits::apply(false, bin, o.value)?.result
+                };
+                n_ops += answer_op(out, o.op_type, o.name, result, respond_all);
             } else if let Some(b) = rec.bin(o.name) {
                 out.op(op::READ, b.particle_type, b.name, b.value);
                 n_ops += 1;
@@ -353,16 +358,43 @@ fn validate_write_ops(ops: &Ops<'_>) -> Result<(), DataError> {
                     return Err(DataError::BinName);
                 }
             }
-            op::BITS_READ
-            | op::BITS_MODIFY
-            | op::HLL_READ
-            | op::HLL_MODIFY
-            | op::EXP_READ
-            | op::EXP_MODIFY => return Err(DataError::Unsupported("bit, HLL and expression ops")),
+            op::BITS_READ | op::BITS_MODIFY => check_bits_op(o.name, o.particle_type)?,
+            op::HLL_READ | op::HLL_MODIFY | op::EXP_READ | op::EXP_MODIFY => {
+                return Err(DataError::Unsupported("HLL and expression ops"))
+            }
             _ => return Err(DataError::Parameter("unknown op type")),
         }
     }
     Ok(())
+}
+
+/// A bit op names its bin and carries its msgpack payload as a BLOB particle (the server
+/// answers BIN_TYPE for any other particle type).
+fn check_bits_op(name: &[u8], particle_type: u8) -> Result<(), DataError> {
+    if name.is_empty() {
+        return Err(DataError::BinName);
+    }
+    if particle_type != particle::BLOB {
+        return Err(DataError::BinType);
+    }
+    Ok(())
+}
+
+/// Writes the reply op of a CDT or bit op: its result, or with respond-all-ops a nil when it
+/// has none. Returns the number of reply ops written.
+fn answer_op(
+    out: &mut MsgWriter,
+    op_type: u8,
+    name: &[u8],
+    result: Option<(u8, Vec<u8>)>,
+    respond_all: bool,
+) -> usize {
+    match result {
+        Some((t, v)) => out.op(op_type, t, name, &v),
+        None if respond_all => out.op(op_type, particle::NULL, name, &[]),
+        None => return 0,
+    }
+    1
 }
 
 /// Computes the void-time for a write from the request TTL.
@@ -559,17 +591,16 @@ fn write(
                     }
                     Some(Some((t, v))) => put_bin(&mut bins, o.name, t, Cow::Owned(v)),
                 }
-                match outcome.result {
-                    Some((t, v)) => {
-                        out.op(o.op_type, t, o.name, &v);
-                        n_ops += 1;
-                    }
-                    None if respond_all => {
-                        out.op(o.op_type, particle::NULL, o.name, &[]);
-                        n_ops += 1;
-                    }
-                    None => {}
+                n_ops += answer_op(out, o.op_type, o.name, outcome.result, respond_all);
+            }
+            op::BITS_READ | op::BITS_MODIFY => {
+                let bin =
+                    find_bin(&bins, o.name).map(|i| (bins[i].particle_type, &bins[i].value[..]));
+                let outcome = bits::apply(o.op_type == op::BITS_MODIFY, bin, o.value)?;
+                if let Some(v) = outcome.new_value {
+                    put_bin(&mut bins, o.name, particle::BLOB, Cow::Owned(v));
                 }
+                n_ops += answer_op(out, o.op_type, o.name, outcome.result, respond_all);
             }
             op::READ => {
                 if o.name.is_empty() {

@@ -4,8 +4,8 @@
 //! Aerospike counterpart: `cdt.c` `cdt_process_state_get_params` and the op table that says
 //! how many trailing arguments are optional.
 
-use super::msgpack::{List, Map, Value};
 use crate::error::DataError;
+use crate::msgpack::{List, Map, Value};
 
 /// The arguments after the op code.
 pub struct Args(pub Vec<Value>);

@@ -9,11 +9,11 @@
 //!
 //! Aerospike counterpart: `as/src/base/cdt.c` (`cdt_context_dig`, `cdt_context_create_*`).
 
-use super::msgpack::{List, Map, Value};
-use super::order::compare;
 use super::select::View;
 use super::ELEMENTS_MAX;
 use crate::error::DataError;
+use crate::msgpack::compare;
+use crate::msgpack::{List, Map, Value};
 use std::cmp::Ordering;
 
 const LIST_INDEX: u64 = 0x10;

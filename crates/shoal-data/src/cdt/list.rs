@@ -10,10 +10,10 @@
 //! Aerospike counterpart: `as/src/base/particle_list.c`.
 
 use super::args::Args;
-use super::msgpack::{List, Value};
-use super::order::compare;
 use super::select::{self, rt, ReturnType, Selection, View};
 use crate::error::DataError;
+use crate::msgpack::compare;
+use crate::msgpack::{List, Value};
 use std::cmp::Ordering;
 
 /// List op codes.

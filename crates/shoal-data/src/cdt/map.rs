@@ -10,10 +10,10 @@
 
 use super::args::Args;
 use super::list::add_numbers;
-use super::msgpack::{Map, Value};
-use super::order::compare;
 use super::select::{self, ReturnType, Selection, View};
 use crate::error::DataError;
+use crate::msgpack::compare;
+use crate::msgpack::{Map, Value};
 use std::cmp::Ordering;
 
 /// Map op codes.
@@ -359,7 +359,7 @@ fn by(map: &mut Map, code: u8, args: &Args, remove: bool) -> Result<Option<Value
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cdt::msgpack::List;
+    use crate::msgpack::List;
 
     fn s(x: &str) -> Value {
         Value::string(x)

@@ -6,7 +6,8 @@
 //! It never touches the index or a lock: it maps (current bin value, payload) to (new value,
 //! result). Aerospike counterpart: `as/src/base/cdt.c`, `particle_list.c`, `particle_map.c`.
 //!
-//! Layout: `msgpack` (value model and codec), `order` (value order), `args` (op arguments),
+//! Layout: `crate::msgpack` (value model, codec and value order, shared with expressions),
+//! `args` (op arguments),
 //! `select` (selections and return types), `list` and `map` (the ops), `context` (nested
 //! targets). Invariants: a bin an op does not change is never re-encoded, so untouched bins
 //! stay byte-exact; nothing here panics on any payload or stored value.
@@ -15,17 +16,17 @@ mod args;
 mod context;
 mod list;
 mod map;
-mod msgpack;
-mod order;
 mod select;
 
 #[cfg(test)]
 mod tests;
 
 use crate::error::DataError;
+#[cfg(test)]
+use crate::msgpack::order;
+use crate::msgpack::{self, tag, List, Map, Reader, Value};
 use args::Args;
 use context::Kind;
-use msgpack::{tag, List, Map, Reader, Value};
 use shoal_proto::particle;
 
 /// Most elements an op may pad a list up to (an insert or set far past the end).

@@ -10,9 +10,9 @@
 //!
 //! Aerospike counterpart: `as/src/base/cdt.c` (`calc_index_count`, `result_data_set_*`).
 
-use super::msgpack::{List, Map, Value};
-use super::order::compare;
 use crate::error::DataError;
+use crate::msgpack::compare;
+use crate::msgpack::{List, Map, Value};
 use std::cmp::Ordering;
 
 /// Return types (docs/aerospike-protocol.md §10.2).

@@ -8,9 +8,9 @@
 //! Integer arithmetic wraps (the server does plain C int64 arithmetic); shifts take their
 //! count modulo 64 as x86-64 does.
 
-use super::msgpack::{self, write, MpValue};
 use super::parse::{BinOp, Call, CallArg, CmpOp, Meta, Node, Ty, UnOp, VarOp};
 use super::RecordView;
+use crate::msgpack::{self, write, Value};
 use crate::record::Record;
 use shoal_base::CITRUSLEAF_EPOCH_UNIX_S;
 use shoal_proto::particle;
@@ -85,13 +85,13 @@ impl<'v, 'a> Evaluator<'v, 'a> {
                 if !pack(&mut packed, &v) {
                     return Val::Unk;
                 }
-                let (Ok(needle), Ok(MpValue::List(items))) =
-                    (msgpack::decode(&packed), msgpack::decode(&list))
+                let (Ok(needle), Ok(Value::List(list))) =
+                    (decode_canonical(&packed), decode_canonical(&list))
                 else {
                     return Val::Unk;
                 };
                 Val::Bool(
-                    items
+                    list.items
                         .iter()
                         .any(|i| msgpack::compare(&needle, i) == Ordering::Equal),
                 )
@@ -399,7 +399,7 @@ fn pack(out: &mut Vec<u8>, v: &Val<'_>) -> bool {
 }
 
 fn map_entries<'a>(map: &[u8], values: bool) -> Val<'a> {
-    let Ok(MpValue::Map(_)) = msgpack::decode(map) else {
+    let Ok(Value::Map(_)) = msgpack::decode(map) else {
         return Val::Unk;
     };
     // Re-read the raw entries (in stored order) so the elements keep their exact bytes.
@@ -407,7 +407,7 @@ fn map_entries<'a>(map: &[u8], values: bool) -> Val<'a> {
     let Ok(msgpack::Head::Map(mut n)) = r.head() else {
         return Val::Unk;
     };
-    if n > 0 && matches!(r.peek(), Some(0xc7..=0xc9 | 0xd4..=0xd8)) {
+    if n > 0 && r.is_ext_next() {
         if r.skip().and_then(|_| r.skip()).is_err() {
             return Val::Unk;
         }
@@ -426,6 +426,14 @@ fn map_entries<'a>(map: &[u8], values: bool) -> Val<'a> {
         out.extend_from_slice(i);
     }
     Val::Bytes(Ty::List, Cow::Owned(out))
+}
+
+/// Decodes a list or map value with every map's pairs in key order: expressions compare maps
+/// by their contents, whatever order they were stored in.
+fn decode_canonical(bytes: &[u8]) -> Result<Value, msgpack::DecodeError> {
+    let mut v = msgpack::decode(bytes)?;
+    v.sort_map_keys();
+    Ok(v)
 }
 
 fn ordering_matches(op: CmpOp, o: Ordering) -> bool {
@@ -454,7 +462,7 @@ fn compare<'a>(op: CmpOp, l: &Val<'_>, r: &Val<'_>) -> Val<'a> {
             CmpOp::Le => a <= b,
         }),
         (Val::Bytes(ta, a), Val::Bytes(tb, b)) if ta == tb => match ta {
-            Ty::List | Ty::Map => match (msgpack::decode(a), msgpack::decode(b)) {
+            Ty::List | Ty::Map => match (decode_canonical(a), decode_canonical(b)) {
                 (Ok(x), Ok(y)) => Val::Bool(ordering_matches(op, msgpack::compare(&x, &y))),
                 _ => Val::Unk,
             },

@@ -12,13 +12,14 @@
 //! Aerospike counterpart: `as/src/base/exp.c`.
 
 mod eval;
-mod msgpack;
 mod parse;
 mod posix_regex;
 #[cfg(test)]
 mod tests;
 
 use crate::error::DataError;
+#[cfg(test)]
+use crate::msgpack;
 use crate::record::Record;
 use shoal_base::Digest;
 

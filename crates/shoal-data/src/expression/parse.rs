@@ -7,9 +7,9 @@
 //! string/blob/HLL/GeoJSON, map); lists must be quoted (`[126, [...]]`); anything else is an
 //! array `[op_code, args...]`.
 
-use super::msgpack::{self, Head, Reader};
 use super::posix_regex;
 use crate::error::DataError;
+use crate::msgpack::{self, Head, Reader};
 use regex::bytes::Regex;
 
 /// Deepest expression nesting accepted.
@@ -251,7 +251,7 @@ impl<'a> Parser<'a> {
     /// A raw (untagged) string: bin names, variable names, regex patterns.
     fn raw_str(&mut self) -> Result<&'a [u8], DataError> {
         match self.head()? {
-            Head::Bytes(b) => Ok(b),
+            Head::Str(b) | Head::Bin(b) => Ok(b),
             _ => Err(bad("expected a string")),
         }
     }
@@ -275,7 +275,7 @@ impl<'a> Parser<'a> {
             Head::Bool(b) => typed(Node::Bool(b), Ty::Bool),
             Head::Int(i) => typed(Node::Int(i as i64), Ty::Int),
             Head::Float(f) => typed(Node::Float(f), Ty::Float),
-            Head::Bytes(b) => {
+            Head::Str(b) | Head::Bin(b) => {
                 let (&tag, rest) = b.split_first().ok_or(bad("empty string value"))?;
                 let ty = match tag {
                     3 => Ty::Str,

@@ -1,16 +1,18 @@
-//! Aerospike's total order of CDT values: the order of ordered lists, key-ordered maps, ranks
-//! and value intervals.
+//! Aerospike's total order of msgpack values: the order of ordered lists, key-ordered maps,
+//! ranks, value intervals, and of list/map comparisons in expressions.
 //!
-//! Across types (aerospike.com "Order and compare collection elements"): NIL < BOOLEAN <
-//! INTEGER < STRING < LIST < MAP < BYTES < DOUBLE < GEOJSON < INF. Within a type: false <
-//! true; integers by value; strings and bytes bytewise; lists element by element, then the
-//! shorter first; maps by element count, then keys in stored order, then values. WILDCARD
-//! compares equal to anything (it is only ever a search argument). Unknown ext values and
-//! byte strings with other particle tags sort with BYTES.
+//! Across types (aerospike.com "Order and compare collection elements", `msgpack_in.c`
+//! `msgpack_type`): NIL < BOOLEAN < INTEGER < STRING < LIST < MAP < BYTES < DOUBLE < GEOJSON
+//! < EXT < INF. Within a type: false < true; integers by value; strings, bytes and GeoJSON
+//! bytewise (payload with its tag); lists element by element, then the shorter first; maps by
+//! element count, then pairs in stored order; doubles by `total_cmp` so sorting stays total.
+//! WILDCARD compares equal to anything (it is only ever a search argument). A byte string
+//! with an empty payload or an unknown particle tag sorts with BYTES, as the server's
+//! `bytes_internal_to_type` does.
 //!
-//! Aerospike counterpart: `aerospike-common` `msgpack_cmp` (used by `cdt.c`).
+//! Aerospike counterpart: `aerospike-common` `msgpack_cmp` (used by `cdt.c` and `exp.c`).
 
-use super::msgpack::{tag, Value};
+use super::value::{tag, Value};
 use std::cmp::Ordering;
 
 /// Rank of a value's type in the cross-type order.
@@ -20,15 +22,15 @@ fn type_rank(v: &Value) -> u8 {
         Value::Bool(_) => 1,
         Value::Int(_) | Value::Uint(_) => 2,
         Value::Bytes { data, .. } => match data.first() {
-            Some(&tag::STRING) | None => 3,
+            Some(&tag::STRING) => 3,
             Some(&tag::GEOJSON) => 8,
-            Some(_) => 6,
+            Some(_) | None => 6,
         },
         Value::List(_) => 4,
         Value::Map(_) => 5,
         Value::Float(_) => 7,
-        Value::Ext { .. } if v.is_inf() => 9,
-        Value::Ext { .. } => 6,
+        Value::Ext { .. } if v.is_inf() => 10,
+        Value::Ext { .. } => 9,
     }
 }
 
@@ -82,9 +84,7 @@ pub fn compare(a: &Value, b: &Value) -> Ordering {
             }
             Ordering::Equal
         }
-        // Same type rank but different variants: Bytes vs Ext both rank as BYTES.
-        (Value::Bytes { .. }, Value::Ext { .. }) => Ordering::Less,
-        (Value::Ext { .. }, Value::Bytes { .. }) => Ordering::Greater,
+        // Equal ranks imply the same variant (Nil, INF) or one handled above.
         _ => Ordering::Equal,
     }
 }
@@ -97,8 +97,8 @@ pub fn equal(a: &Value, b: &Value) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use super::super::{decode, List, Map};
     use super::*;
-    use crate::cdt::msgpack::{List, Map};
 
     fn blob(b: &[u8]) -> Value {
         let mut data = vec![tag::BLOB];
@@ -126,6 +126,10 @@ mod tests {
                 bin: false,
                 data: vec![tag::GEOJSON, b'{'],
             },
+            Value::Ext {
+                ext_type: 1,
+                data: vec![9, 9],
+            },
             Value::inf(),
         ];
         for w in ascending.windows(2) {
@@ -138,6 +142,44 @@ mod tests {
             );
             assert_eq!(compare(&w[1], &w[0]), Ordering::Greater);
         }
+    }
+
+    #[test]
+    fn ordering_across_types_from_wire_bytes() {
+        let vals = [
+            vec![0xc0],
+            vec![0xc2],
+            vec![0xc3],
+            vec![0xff],
+            vec![0x05],
+            vec![0xa2, 0x03, b'a'],
+            vec![0x91, 0x01],
+            vec![0x81, 0x01, 0x01],
+            vec![0xa2, 0x04, 0x00],
+            vec![0xcb, 0, 0, 0, 0, 0, 0, 0, 0],
+        ];
+        for w in vals.windows(2) {
+            let a = decode(&w[0]).expect("a");
+            let b = decode(&w[1]).expect("b");
+            assert_eq!(compare(&a, &b), Ordering::Less, "{:?} < {:?}", w[0], w[1]);
+        }
+    }
+
+    #[test]
+    fn ordered_list_ext_is_skipped() {
+        let a = decode(&[0x93, 0xc7, 0x00, 0x01, 0x01, 0x02]).expect("ordered");
+        let b = decode(&[0x92, 0x01, 0x02]).expect("plain");
+        assert_eq!(compare(&a, &b), Ordering::Equal);
+    }
+
+    #[test]
+    fn maps_compare_in_key_order_once_sorted() {
+        let mut a = decode(&[0x82, 0x02, 0x00, 0x01, 0x00]).expect("a");
+        let mut b = decode(&[0x82, 0x01, 0x00, 0x02, 0x00]).expect("b");
+        assert_eq!(compare(&a, &b), Ordering::Greater, "stored order");
+        a.sort_map_keys();
+        b.sort_map_keys();
+        assert_eq!(compare(&a, &b), Ordering::Equal);
     }
 
     #[test]
