@@ -19,7 +19,7 @@ use tracing::info;
 /// and 8.1 (user-agent-set, new sindex syntax), which we do not claim.
 pub const BUILD: &str = "7.2.0.0";
 /// Feature tokens for clients that gate on `features` (Java, Go): only what is implemented.
-pub const FEATURES: &str = "batch-any;batch-index;blob-bits;float;peers;pipelining;pquery;pscans;query-show;replicas;replicas-all;replicas-master;replicas-max;truncate-namespace";
+pub const FEATURES: &str = "batch-any;batch-index;blob-bits;cdt-list;cdt-map;float;peers;pipelining;pquery;pscans;query-show;replicas;replicas-all;replicas-master;replicas-max;truncate-namespace";
 const EDITION: &str = "shoal Community Edition";
 
 /// Answers an info request body into `out` (the proto header is the caller's).
