@@ -172,6 +172,17 @@ pub fn raw_command(
     fields: &[(u8, &[u8])],
     ops: &[RawOp<'_>],
 ) -> u8 {
+    let request = encode_command(info1, info2, fields, ops);
+    let mut stream = TcpStream::connect(addr).expect("raw connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("read timeout");
+    stream.write_all(&request).expect("raw write");
+    read_as_msg_reply(&mut stream)[5]
+}
+
+/// Encodes one single-record AS_MSG request, proto header included.
+pub fn encode_command(info1: u8, info2: u8, fields: &[(u8, &[u8])], ops: &[RawOp<'_>]) -> Vec<u8> {
     // Header size, info1, info2, info3, info4, result code.
     let mut body = vec![22u8, info1, info2, 0, 0, 0];
     body.extend_from_slice(&0u32.to_be_bytes()); // generation
@@ -198,12 +209,11 @@ pub fn raw_command(
     let proto: u64 = (2u64 << 56) | (3u64 << 48) | body.len() as u64;
     let mut request = proto.to_be_bytes().to_vec();
     request.extend_from_slice(&body);
+    request
+}
 
-    let mut stream = TcpStream::connect(addr).expect("raw connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("read timeout");
-    stream.write_all(&request).expect("raw write");
+/// Reads one AS_MSG reply (proto type 3) and returns its body (as_msg header first).
+pub fn read_as_msg_reply(stream: &mut TcpStream) -> Vec<u8> {
     let mut header = [0u8; 8];
     stream.read_exact(&mut header).expect("raw reply header");
     let proto = u64::from_be_bytes(header);
@@ -214,7 +224,7 @@ pub fn raw_command(
     let mut reply = vec![0u8; len];
     stream.read_exact(&mut reply).expect("raw reply body");
     assert_eq!(reply[0], 22, "reply header size");
-    reply[5]
+    reply
 }
 
 /// Field type ids (docs/aerospike-protocol.md §4.2).
