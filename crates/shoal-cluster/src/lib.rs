@@ -2,7 +2,12 @@
 //! fed `(now, input)`; sockets, clocks and threads belong to `shoal-server`, so one seeded
 //! simulator can run a whole cluster in a single thread.
 //!
-//! Today: [`balance`], the partition table every member computes identically from the
-//! membership. Aerospike counterpart: `as/src/fabric/`.
+//! - [`heartbeat`]: who is alive (mesh pulses, transitive discovery, tip, alumni).
+//! - [`membership`]: agreeing on the members (principal, all-accept commit, cluster key).
+//! - [`balance`]: the partition table every member computes identically from the membership.
+//!
+//! Aerospike counterpart: `as/src/fabric/`.
 
 pub mod balance;
+pub mod heartbeat;
+pub mod membership;
