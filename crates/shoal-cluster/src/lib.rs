@@ -5,9 +5,11 @@
 //! - [`heartbeat`]: who is alive (mesh pulses, transitive discovery, tip, alumni).
 //! - [`membership`]: agreeing on the members (principal, all-accept commit, cluster key).
 //! - [`balance`]: the partition table every member computes identically from the membership.
+//! - [`wire`]: the byte encoding of pulses and clustering messages between nodes.
 //!
 //! Aerospike counterpart: `as/src/fabric/`.
 
 pub mod balance;
 pub mod heartbeat;
 pub mod membership;
+pub mod wire;
