@@ -59,7 +59,8 @@ pub fn encode(msg: &NodeMessage, out: &mut Vec<u8>) {
         NodeMessage::Pulse(p) => {
             out.push(KIND_PULSE);
             out.extend_from_slice(&p.from.0.to_be_bytes());
-            let name = &p.cluster_name.as_bytes()[..p.cluster_name.len().min(CLUSTER_NAME_MAX_BYTES)];
+            let name =
+                &p.cluster_name.as_bytes()[..p.cluster_name.len().min(CLUSTER_NAME_MAX_BYTES)];
             out.extend_from_slice(&(name.len() as u16).to_be_bytes());
             out.extend_from_slice(name);
             put_endpoint(out, p.endpoint);

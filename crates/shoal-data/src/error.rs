@@ -45,6 +45,12 @@ pub enum DataError {
     BinExists,
     #[error("bin not found")]
     BinNotFound,
+    /// A device failed a write or sync, or is poisoned by an earlier failure.
+    #[error("device write failed or device poisoned; see the node log")]
+    DeviceWrite,
+    /// A stored record could not be read or failed its checksum; it is never served.
+    #[error("record could not be read from its device")]
+    DeviceRead,
 }
 
 impl DataError {
@@ -71,6 +77,12 @@ impl DataError {
             DataError::FilteredOut => ResultCode::FilteredOut,
             DataError::BinExists => ResultCode::BinExists,
             DataError::BinNotFound => ResultCode::BinNotFound,
+            // A real server crashes on a failed device write; the code it gives when a device
+            // cannot take writes is DEVICE_OVERLOAD, which clients treat as "back off".
+            DataError::DeviceWrite => ResultCode::DeviceOverload,
+            // As read.c answers AS_ERR_UNKNOWN when loading a record from storage fails: "not
+            // found" would let a client conclude the record is gone and re-create it.
+            DataError::DeviceRead => ResultCode::ServerError,
         }
     }
 }
@@ -104,6 +116,8 @@ mod tests {
             (DataError::FilteredOut, 27),
             (DataError::BinExists, 6),
             (DataError::BinNotFound, 17),
+            (DataError::DeviceWrite, 18),
+            (DataError::DeviceRead, 1),
         ];
         for (e, code) in &all {
             // Exhaustiveness guard: a new variant must be added to `all`.
@@ -127,7 +141,9 @@ mod tests {
                 | DataError::OpNotApplicable(_)
                 | DataError::FilteredOut
                 | DataError::BinExists
-                | DataError::BinNotFound => {}
+                | DataError::BinNotFound
+                | DataError::DeviceWrite
+                | DataError::DeviceRead => {}
             }
             assert_eq!(e.result_code().code(), *code, "{e:?}");
         }

@@ -1,14 +1,17 @@
 //! The data layer of one node: namespaces, sets, records and bins, and the local execution
 //! of reads, writes, deletes, operate, scans, expiration and truncation.
 //!
-//! It is synchronous and sans-IO: callers hand it decoded requests and a reply writer; it
-//! never touches a socket, sleeps or spawns, and reads time only through `shoal_base::Clock`.
+//! It is synchronous: callers hand it decoded requests and a reply writer; it never touches a
+//! socket, sleeps or spawns, and reads time only through `shoal_base::Clock`. Its only I/O is
+//! through the storage engine of a `storage-engine device` namespace ([`flash`]), which the
+//! server opens and attaches.
 //! Aerospike counterpart: `as/src/transaction/`, `as/src/base/namespace.c`, `nsup.c`.
 
 pub mod bits;
 pub mod cdt;
 pub mod error;
 pub mod expression;
+pub mod flash;
 pub mod maintenance;
 pub mod msgpack;
 pub mod namespace;

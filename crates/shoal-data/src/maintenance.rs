@@ -15,18 +15,23 @@ pub struct SweepReport {
     pub truncated: u64,
 }
 
-/// Removes every expired or truncated record, one partition lock at a time. Partitions with
+/// Removes every expired or truncated record (and, on a device namespace, truncated
+/// tombstones, releasing their flash space), one partition lock at a time. Partitions with
 /// nothing to remove are only read-locked.
 pub fn sweep(ns: &Namespace) -> SweepReport {
     let mut report = SweepReport::default();
     let now_s = ns.clock.now_cl_s();
+    let mut freed = Vec::new();
     for p in 0..PARTITIONS {
-        let lock = ns.index.partition(PartitionId(p as u16));
-        if !lock.read().values().any(|r| ns.is_doomed(r, now_s)) {
+        let pid = PartitionId(p as u16);
+        let lock = ns.index.partition(pid);
+        if !lock.read().values().any(|r| ns.is_doomed(r, now_s))
+            && !ns.has_truncated_tombstones(pid)
+        {
             continue;
         }
         let mut part = lock.write();
-        part.retain(|_, r| {
+        part.retain(|d, r| {
             if !ns.is_doomed(r, now_s) {
                 return true;
             }
@@ -36,8 +41,16 @@ pub fn sweep(ns: &Namespace) -> SweepReport {
                 report.truncated += 1;
             }
             ns.account_remove(r);
+            if let Some(l) = r.location() {
+                freed.push((*d, l));
+            }
             false
         });
+        // Device space is released under the partition lock, before a defrag move of one of
+        // these records could be applied (see `flash`).
+        ns.sweep_tombstones(pid, &mut freed);
+        ns.release_removed(&freed);
+        freed.clear();
     }
     ns.stats.expired_objects.fetch_add(report.expired, Relaxed);
     ns.stats

@@ -88,6 +88,8 @@ pub struct Namespace {
     sets: Box<[OnceLock<SetEntry>]>,
     set_ids: RwLock<HashMap<Vec<u8>, u16>>,
     pub clock: Arc<dyn Clock>,
+    /// Flash storage of a `storage-engine device` namespace (see [`crate::flash`]).
+    pub(crate) storage: OnceLock<crate::flash::Storage>,
 }
 
 impl Namespace {
@@ -113,6 +115,7 @@ impl Namespace {
                 .collect(),
             set_ids: RwLock::new(HashMap::new()),
             clock,
+            storage: OnceLock::new(),
         }
     }
 
@@ -176,12 +179,51 @@ impl Namespace {
         if shoal_base::VoidTime(r.void_time).is_expired(now_s) {
             return true;
         }
-        if r.lut_ms <= self.truncate_lut_ms.load(Relaxed) {
+        self.is_truncated(r.set_id, r.lut_ms)
+    }
+
+    /// True when a version of set `set_id` last updated at `lut_ms` is truncated.
+    pub fn is_truncated(&self, set_id: u16, lut_ms: u64) -> bool {
+        if lut_ms <= self.truncate_lut_ms.load(Relaxed) {
             return true;
         }
-        match self.set_entry(r.set_id) {
-            Some(s) => r.lut_ms <= s.truncate_lut_ms.load(Relaxed),
+        match self.set_entry(set_id) {
+            Some(s) => lut_ms <= s.truncate_lut_ms.load(Relaxed),
             None => false,
+        }
+    }
+
+    /// Every truncation threshold in force, as (set name or `None` for the whole namespace,
+    /// citrusleaf milliseconds), for persisting them.
+    pub fn truncate_thresholds(&self) -> Vec<(Option<String>, u64)> {
+        let mut out = Vec::new();
+        let ns = self.truncate_lut_ms.load(Relaxed);
+        if ns > 0 {
+            out.push((None, ns));
+        }
+        for (_, s) in self.sets() {
+            let lut = s.truncate_lut_ms.load(Relaxed);
+            if lut > 0 {
+                out.push((Some(s.name.clone()), lut));
+            }
+        }
+        out
+    }
+
+    /// Restores a persisted truncation threshold (at startup, before recovery).
+    pub fn restore_truncate(&self, set: Option<&str>, lut_ms: u64) {
+        match set {
+            Some(name) if !name.is_empty() => {
+                if let Some(e) = self
+                    .set_id_or_create(name.as_bytes())
+                    .and_then(|id| self.set_entry(id))
+                {
+                    e.truncate_lut_ms.fetch_max(lut_ms, Relaxed);
+                }
+            }
+            _ => {
+                self.truncate_lut_ms.fetch_max(lut_ms, Relaxed);
+            }
         }
     }
 

@@ -6,7 +6,13 @@
 //! `u16 bin count`, then per bin `u8 name len`, name, `u8 particle type`, `u32 len`, value
 //! (all big-endian). This module never decides semantics (TTL, generations): that is
 //! `transaction`'s job.
+//!
+//! The body is either that flat buffer in memory or, in a `storage-engine device` namespace,
+//! the [`Location`] of the same bytes on flash (the engine stores the flat buffer as its opaque
+//! `bins`). A device record's accessors see no key and no bins: callers read it first with
+//! `Namespace::load`, which returns a memory copy with the same metadata.
 
+use shoal_storage::Location;
 use std::borrow::Cow;
 
 const FLAG_KEY: u8 = 0x01;
@@ -26,8 +32,21 @@ pub struct Record {
     pub void_time: u32,
     /// Last-update-time, citrusleaf milliseconds.
     pub lut_ms: u64,
-    data: Box<[u8]>,
+    body: Body,
 }
+
+/// Where a record's flat buffer is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Body {
+    /// In memory (`storage-engine memory`, or a copy just read from a device).
+    Memory(Box<[u8]>),
+    /// On flash, at this location of the namespace's storage engine.
+    Device(Location),
+}
+
+// Both bodies share the box's 16 bytes (the null-pointer niche tags them), so memory namespaces
+// pay nothing for device support.
+const _: () = assert!(std::mem::size_of::<Record>() == 32);
 
 /// A bin as stored, borrowed from a record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,7 +79,56 @@ impl Record {
             set_id,
             void_time,
             lut_ms,
-            data: encode_flat(key, bins).into_boxed_slice(),
+            body: Body::Memory(encode_flat(key, bins).into_boxed_slice()),
+        }
+    }
+
+    /// A record with this metadata and body.
+    pub fn from_parts(
+        generation: u16,
+        set_id: u16,
+        void_time: u32,
+        lut_ms: u64,
+        body: Body,
+    ) -> Record {
+        Record {
+            generation,
+            set_id,
+            void_time,
+            lut_ms,
+            body,
+        }
+    }
+
+    /// The body.
+    pub fn body(&self) -> &Body {
+        &self.body
+    }
+
+    /// The device location, for a record stored on flash.
+    pub fn location(&self) -> Option<Location> {
+        match self.body {
+            Body::Device(l) => Some(l),
+            Body::Memory(_) => None,
+        }
+    }
+
+    /// The same metadata with another body.
+    pub fn with_body(&self, body: Body) -> Record {
+        Record {
+            generation: self.generation,
+            set_id: self.set_id,
+            void_time: self.void_time,
+            lut_ms: self.lut_ms,
+            body,
+        }
+    }
+
+    /// The flat buffer (empty for a device record that was not loaded).
+    pub fn flat(&self) -> &[u8] {
+        match &self.body {
+            Body::Memory(b) => b,
+            Body::Device(_) => &[],
         }
     }
 
@@ -78,18 +146,19 @@ impl Record {
 
     /// Bytes charged to the namespace memory budget for this record.
     pub fn memory_bytes(&self) -> u64 {
-        self.data.len() as u64 + RECORD_OVERHEAD_BYTES
+        self.flat().len() as u64 + RECORD_OVERHEAD_BYTES
     }
 
     /// The stored user key, if the client sent one with send-key.
     pub fn key(&self) -> Option<(u8, &[u8])> {
-        let flags = *self.data.first()?;
+        let data = self.flat();
+        let flags = *data.first()?;
         if flags & FLAG_KEY == 0 {
             return None;
         }
-        let t = *self.data.get(1)?;
-        let len = be32(self.data.get(2..6)?) as usize;
-        Some((t, self.data.get(6..6 + len)?))
+        let t = *data.get(1)?;
+        let len = be32(data.get(2..6)?) as usize;
+        Some((t, data.get(6..6 + len)?))
     }
 
     fn bins_offset(&self) -> usize {
@@ -102,7 +171,7 @@ impl Record {
     /// Number of bins.
     pub fn bin_count(&self) -> usize {
         let at = self.bins_offset();
-        self.data
+        self.flat()
             .get(at..at + 2)
             .map_or(0, |b| usize::from(u16::from_be_bytes([b[0], b[1]])))
     }
@@ -112,7 +181,7 @@ impl Record {
         let at = self.bins_offset();
         let left = self.bin_count();
         BinIter {
-            rest: self.data.get(at + 2..).unwrap_or(&[]),
+            rest: self.flat().get(at + 2..).unwrap_or(&[]),
             left,
         }
     }
@@ -206,7 +275,7 @@ mod tests {
             let r = Record::build(3, 1, 10, 99, key_ref, &work);
             prop_assert_eq!(r.key(), key_ref);
             prop_assert_eq!(r.bin_count(), bins.len());
-            prop_assert_eq!(r.data.len(), Record::flat_size(key_ref, &work));
+            prop_assert_eq!(r.flat().len(), Record::flat_size(key_ref, &work));
             let got: Vec<_> = r.bins().map(|b| (b.name.to_vec(), b.particle_type, b.value.to_vec())).collect();
             prop_assert_eq!(got, bins);
         }

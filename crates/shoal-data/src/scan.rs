@@ -91,6 +91,11 @@ pub fn scan_chunk(
         if ns.is_doomed(rec, now_s) {
             continue;
         }
+        // A device record is read from flash; one that cannot be read is skipped (counted).
+        let Ok(rec) = ns.load(digest, rec) else {
+            continue;
+        };
+        let rec = rec.as_ref();
         if let BinSelection::Named(names) = bins {
             if !rec.bins().any(|b| names.contains(&b.name)) {
                 continue;
@@ -175,8 +180,11 @@ pub fn collect_digests(
         .filter(|(_, rec)| !ns.is_doomed(rec, now_s))
         .filter(|(digest, rec)| {
             filter.is_none_or(|f| {
+                let Ok(rec) = ns.load(digest, rec) else {
+                    return false;
+                };
                 let view = RecordView {
-                    record: Some(rec),
+                    record: Some(rec.as_ref()),
                     digest,
                     set_name: ns.set_entry(rec.set_id).map_or("", |s| s.name.as_str()),
                     now_cl_ms,

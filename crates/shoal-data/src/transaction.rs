@@ -213,6 +213,9 @@ fn read(
         .get(&req.digest)
         .filter(|r| !ns.is_doomed(r, now_s))
         .ok_or(DataError::NotFound)?;
+    // A device record is read with one device read, under the partition's read lock.
+    let rec = ns.load(&req.digest, rec)?;
+    let rec = rec.as_ref();
     check_filter(ns, filter.as_ref(), &req.digest, Some(rec))?;
     let mut h = MsgHeader {
         generation: u32::from(rec.generation),
@@ -279,14 +282,24 @@ fn delete(
     if !live {
         return Err(DataError::NotFound);
     }
+    let mut ticket = None;
     if let Some(r) = part.get(&req.digest) {
         check_generation(req, r)?;
-        check_filter(ns, filter.as_ref(), &req.digest, Some(r))?;
+        if filter.is_some() {
+            let loaded = ns.load(&req.digest, r)?;
+            check_filter(ns, filter.as_ref(), &req.digest, Some(loaded.as_ref()))?;
+        }
+        if ns.storage().is_some() {
+            // Durable delete: a tombstone on flash keeps older copies from coming back.
+            let lut_ms = ns.next_lut_ms(r.set_id, ns.clock.now_cl_ms());
+            ticket = ns.persist_delete(&req.digest, r, lut_ms)?;
+        }
     }
     if let Some(old) = part.remove(&req.digest) {
         ns.account_remove(&old);
     }
     drop(part);
+    ns.commit(ticket)?;
     out.begin_record(&MsgHeader {
         transaction_ttl,
         ..MsgHeader::default()
@@ -306,7 +319,7 @@ fn check_generation(req: &RecordRequest<'_>, r: &Record) -> Result<(), DataError
 }
 
 /// The next generation: 16 bits, wrapping from 0xFFFF to 1 (0 means "no record").
-fn next_generation(g: u16) -> u16 {
+pub(crate) fn next_generation(g: u16) -> u16 {
     if g == u16::MAX {
         1
     } else {
@@ -471,7 +484,13 @@ fn write(
     let now_s = ns.clock.now_cl_s();
     let now_ms = ns.clock.now_cl_ms();
     let mut part = ns.index.partition_of(&req.digest).write();
-    let existing = part.get(&req.digest).filter(|r| !ns.is_doomed(r, now_s));
+    let raw = part.get(&req.digest);
+    let lut_floor = ns.lut_floor(&req.digest, raw);
+    let loaded = match raw.filter(|r| !ns.is_doomed(r, now_s)) {
+        Some(r) => Some(ns.load(&req.digest, r)?),
+        None => None,
+    };
+    let existing = loaded.as_deref();
     let exists = existing.is_some();
 
     if req.info2 & info2::CREATE_ONLY != 0 && exists {
@@ -638,9 +657,18 @@ fn write(
         if !exists {
             return Err(DataError::NotFound);
         }
+        drop(bins);
+        drop(loaded);
+        let mut ticket = None;
+        if let (Some(r), Some(_)) = (part.get(&req.digest), ns.storage()) {
+            let lut_ms = ns.next_lut_ms(r.set_id, now_ms).max(lut_floor);
+            ticket = ns.persist_delete(&req.digest, r, lut_ms)?;
+        }
         if let Some(old) = part.remove(&req.digest) {
             ns.account_remove(&old);
         }
+        drop(part);
+        ns.commit(ticket)?;
         h.n_ops = u16::try_from(n_ops).map_err(|_| DataError::Parameter("too many ops"))?;
         out.patch_header(at, &h);
         return Ok(());
@@ -654,14 +682,24 @@ fn write(
     let void_time = void_time_for(ns, req.record_ttl, now_s, existing)?;
     let generation = existing.map_or(1, |r| next_generation(r.generation));
     let set_id = req_set_id.or(existing.map(|r| r.set_id)).unwrap_or(0);
-    let lut_ms = ns.next_lut_ms(set_id, now_ms);
-    let new = Record::build(generation, set_id, void_time, lut_ms, stored_key, &bins);
+    let lut_ms = ns.next_lut_ms(set_id, now_ms).max(lut_floor);
+    let mut new = Record::build(generation, set_id, void_time, lut_ms, stored_key, &bins);
     drop(bins);
+    drop(loaded);
+    let mut ticket = None;
+    if ns.storage().is_some() {
+        let (stored, t) = ns.persist_write(&req.digest, &new, part.get(&req.digest))?;
+        new = stored;
+        ticket = t;
+    }
     ns.account_insert(&new);
     if let Some(old) = part.insert(req.digest, new) {
         ns.account_remove(&old);
     }
     drop(part);
+    // Under commit-to-device the write is acknowledged only once durable; the partition lock
+    // is already released so other writers can join the same sync.
+    ns.commit(ticket)?;
     h.generation = u32::from(generation);
     h.record_ttl = void_time;
     h.n_ops = u16::try_from(n_ops).map_err(|_| DataError::Parameter("too many ops"))?;

@@ -19,6 +19,39 @@ use std::path::PathBuf;
 pub enum StorageEngine {
     /// Records live in DRAM only; nothing survives a restart.
     Memory,
+    /// The index lives in DRAM, records on raw block devices or files (`device`).
+    Device,
+}
+
+/// Settings of a `storage-engine device` namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceConfig {
+    /// Block devices or files, in order (the order is recorded on each device).
+    pub devices: Vec<PathBuf>,
+    /// Size of a file device that does not exist yet (it is created); existing files and
+    /// block devices are used at their size and never grown.
+    pub filesize_bytes: Option<u64>,
+    /// Size of the write blocks records are written in.
+    pub write_block_size_bytes: u32,
+    /// Acknowledge a write only after it is synced to its device.
+    pub commit_to_device: bool,
+    /// A partly filled write block is written and synced after this long (buffered mode).
+    pub flush_max_ms: u64,
+    /// Blocks whose live data falls below this share are defragmented.
+    pub defrag_lwm_pct: u32,
+}
+
+impl Default for DeviceConfig {
+    fn default() -> Self {
+        DeviceConfig {
+            devices: Vec::new(),
+            filesize_bytes: None,
+            write_block_size_bytes: shoal_storage::constants::WRITE_BLOCK_DEFAULT_BYTES,
+            commit_to_device: false,
+            flush_max_ms: shoal_storage::constants::FLUSH_MAX_DEFAULT_MS,
+            defrag_lwm_pct: shoal_storage::constants::DEFRAG_LWM_DEFAULT_PCT,
+        }
+    }
 }
 
 /// One namespace's settings.
@@ -43,6 +76,8 @@ pub struct NamespaceConfig {
     pub stop_writes_pct: u8,
     /// Where records live.
     pub storage_engine: StorageEngine,
+    /// Device settings (used when `storage_engine` is `Device`).
+    pub device: DeviceConfig,
     /// Copies of each partition (used by the cluster; 1 on a single node).
     pub replication_factor: u8,
 }
@@ -61,6 +96,7 @@ impl NamespaceConfig {
             max_record_size_bytes: constants::RECORD_SIZE_MAX_DEFAULT_BYTES,
             stop_writes_pct: 90,
             storage_engine: StorageEngine::Memory,
+            device: DeviceConfig::default(),
             replication_factor: 2,
         }
     }
@@ -109,7 +145,14 @@ const NAMESPACE_HELP: &str = "A namespace, as NAME[,KEY=VALUE...]. Keys: memory-
 K/M/G suffix; default 1G), default-ttl (seconds or with s/m/h/d suffix; 0 = never expire; default 0), \
 max-ttl (default 10 years), nsup-period (seconds between expiration passes, 0 = off; default 10), \
 allow-ttl-without-nsup (true/false; default false), max-record-size (default 1M), stop-writes-pct \
-(default 90), storage-engine (memory), replication-factor (default 2). Repeat the flag for several \
+(default 90), storage-engine (memory or device), replication-factor (default 2). With storage-engine \
+device: device (a raw block device or file; repeat the key for several, or give a TOML list), filesize \
+(size of a file that does not exist yet, which is then created; existing files are never grown), \
+write-block-size (default 1M, a power of two from 4K to 8M), commit-to-device (true/false; default \
+false: a write is acknowledged once in the write buffer and reaches the device within flush-max-ms), \
+flush-max-ms (default 1000), defrag-lwm-pct (default 50). The index snapshot for fast restart goes \
+to DATA-DIR/NAME.snapshot and truncations to DATA-DIR/NAME.truncate. A device holding anything but \
+this namespace's shoal data is refused, never overwritten. Repeat the flag for several \
 namespaces; in SHOAL_NAMESPACE separate namespaces with ';'. Without any, the node serves `test` in memory.";
 
 /// Command-line flags of `shoald`. Every flag is also read from the environment variable
@@ -334,13 +377,19 @@ fn namespace_from_table(t: &toml::Table) -> Result<NamespaceConfig> {
         if k == "name" {
             continue;
         }
-        let text = match v {
-            toml::Value::String(s) => s.clone(),
-            toml::Value::Integer(i) => i.to_string(),
-            toml::Value::Boolean(b) => b.to_string(),
-            other => bail!("namespace {name}: key `{k}` has an unsupported value `{other}`"),
+        let values = match v {
+            toml::Value::Array(items) if k == "device" || k == "file" => items.clone(),
+            other => vec![other.clone()],
         };
-        apply_namespace_key(&mut ns, k, &text)?;
+        for v in &values {
+            let text = match v {
+                toml::Value::String(s) => s.clone(),
+                toml::Value::Integer(i) => i.to_string(),
+                toml::Value::Boolean(b) => b.to_string(),
+                other => bail!("namespace {name}: key `{k}` has an unsupported value `{other}`"),
+            };
+            apply_namespace_key(&mut ns, k, &text)?;
+        }
     }
     check_namespace(&ns)?;
     Ok(ns)
@@ -378,9 +427,26 @@ fn apply_namespace_key(ns: &mut NamespaceConfig, key: &str, value: &str) -> Resu
         "storage-engine" => {
             ns.storage_engine = match value {
                 "memory" => StorageEngine::Memory,
-                _ => bail!("namespace {name}: storage-engine `{value}` is not supported (memory)"),
+                "device" => StorageEngine::Device,
+                _ => bail!(
+                    "namespace {name}: storage-engine `{value}` is not supported (memory, device)"
+                ),
             }
         }
+        "device" | "file" => {
+            if value.is_empty() {
+                bail!("namespace {name}: `{key}` needs a path");
+            }
+            ns.device.devices.push(PathBuf::from(value));
+        }
+        "filesize" => ns.device.filesize_bytes = Some(parse_size(value).with_context(ctx)?),
+        "write-block-size" => {
+            let v = parse_size(value).with_context(ctx)?;
+            ns.device.write_block_size_bytes = u32::try_from(v).map_err(|_| anyhow!(ctx()))?;
+        }
+        "commit-to-device" => ns.device.commit_to_device = parse_bool(value).with_context(ctx)?,
+        "flush-max-ms" => ns.device.flush_max_ms = value.parse().with_context(ctx)?,
+        "defrag-lwm-pct" => ns.device.defrag_lwm_pct = value.parse().with_context(ctx)?,
         _ => bail!("namespace {name}: unknown key `{key}`"),
     }
     Ok(())
@@ -405,6 +471,42 @@ fn check_namespace(ns: &NamespaceConfig) -> Result<()> {
     }
     if ns.replication_factor == 0 {
         bail!("namespace {name}: replication-factor must be at least 1");
+    }
+    let d = &ns.device;
+    match ns.storage_engine {
+        StorageEngine::Memory => {
+            if !d.devices.is_empty() {
+                bail!("namespace {name}: `device` needs storage-engine device");
+            }
+        }
+        StorageEngine::Device => {
+            if d.devices.is_empty() {
+                bail!(
+                    "namespace {name}: storage-engine device needs at least one `device` \
+                     (a block device or a file path)"
+                );
+            }
+            if d.devices.len() > shoal_storage::constants::DEVICES_PER_NAMESPACE_MAX {
+                bail!(
+                    "namespace {name}: at most {} devices",
+                    shoal_storage::constants::DEVICES_PER_NAMESPACE_MAX
+                );
+            }
+            let bs = d.write_block_size_bytes;
+            let (min, max) = (
+                shoal_storage::constants::WRITE_BLOCK_MIN_BYTES,
+                shoal_storage::constants::WRITE_BLOCK_MAX_BYTES,
+            );
+            if !bs.is_power_of_two() || !(min..=max).contains(&bs) {
+                bail!("namespace {name}: write-block-size must be a power of two from 4K to 8M");
+            }
+            if d.defrag_lwm_pct > 99 {
+                bail!("namespace {name}: defrag-lwm-pct must be at most 99");
+            }
+            if d.flush_max_ms == 0 {
+                bail!("namespace {name}: flush-max-ms must be at least 1");
+            }
+        }
     }
     Ok(())
 }

@@ -184,9 +184,9 @@ fn find_ns<'s>(state: &'s NodeState, name: &str) -> Option<&'s Namespace> {
     state.db.namespace(name.as_bytes()).map(|n| n.as_ref())
 }
 
-fn namespace_config_pairs(ns: &Namespace) -> Vec<(&'static str, String)> {
+fn namespace_config_pairs(state: &NodeState, ns: &Namespace) -> Vec<(&'static str, String)> {
     let s = &ns.settings;
-    vec![
+    let mut pairs = vec![
         ("replication-factor", ns.replication_factor.to_string()),
         ("memory-size", s.memory_size_bytes.load(Relaxed).to_string()),
         ("default-ttl", s.default_ttl_s.load(Relaxed).to_string()),
@@ -204,8 +204,24 @@ fn namespace_config_pairs(ns: &Namespace) -> Vec<(&'static str, String)> {
             "stop-writes-pct",
             s.stop_writes_pct.load(Relaxed).to_string(),
         ),
-        ("storage-engine", "memory".to_string()),
-    ]
+    ];
+    match crate::storage::device_config(state, ns) {
+        Some(d) => {
+            pairs.push(("storage-engine", "device".to_string()));
+            let devices: Vec<String> = d.devices.iter().map(|p| p.display().to_string()).collect();
+            pairs.push(("device", devices.join(",")));
+            pairs.push((
+                "filesize",
+                d.filesize_bytes.map_or(String::new(), |v| v.to_string()),
+            ));
+            pairs.push(("write-block-size", d.write_block_size_bytes.to_string()));
+            pairs.push(("commit-to-device", d.commit_to_device.to_string()));
+            pairs.push(("flush-max-ms", d.flush_max_ms.to_string()));
+            pairs.push(("defrag-lwm-pct", d.defrag_lwm_pct.to_string()));
+        }
+        None => pairs.push(("storage-engine", "memory".to_string())),
+    }
+    pairs
 }
 
 fn namespace_info(state: &NodeState, cmd: &Command<'_>) -> String {
@@ -216,11 +232,14 @@ fn namespace_info(state: &NodeState, cmd: &Command<'_>) -> String {
     let st = &ns.stats;
     let used = st.memory_used_bytes.load(Relaxed);
     let size = ns.settings.memory_size_bytes.load(Relaxed);
+    let device = crate::storage::summary_for(state, ns);
+    let tombstones = device.as_ref().map_or(0, |d| d.tombstones);
+    let stop_writes = ns.at_stop_writes() || device.as_ref().is_some_and(|d| d.stop_writes);
     let mut pairs: Vec<(String, String)> = vec![
         ("ns_cluster_size".into(), "1".into()),
         ("effective_replication_factor".into(), "1".into()),
         ("objects".into(), st.objects.load(Relaxed).to_string()),
-        ("tombstones".into(), "0".into()),
+        ("tombstones".into(), tombstones.to_string()),
         (
             "master_objects".into(),
             st.objects.load(Relaxed).to_string(),
@@ -233,7 +252,7 @@ fn namespace_info(state: &NodeState, cmd: &Command<'_>) -> String {
             "data_used_pct".into(),
             (used.saturating_mul(100) / size.max(1)).to_string(),
         ),
-        ("stop_writes".into(), ns.at_stop_writes().to_string()),
+        ("stop_writes".into(), stop_writes.to_string()),
         ("migrate_tx_partitions_remaining".into(), "0".into()),
         ("migrate_rx_partitions_remaining".into(), "0".into()),
         ("migrate_partitions_remaining".into(), "0".into()),
@@ -311,8 +330,41 @@ fn namespace_info(state: &NodeState, cmd: &Command<'_>) -> String {
             st.scan_basic_error.load(Relaxed).to_string(),
         ),
     ];
+    if let Some(d) = &device {
+        let reason: String = d
+            .recovery_reason
+            .chars()
+            .map(|c| if matches!(c, ';' | ':' | '=') { ' ' } else { c })
+            .collect();
+        let rows: [(&str, String); 20] = [
+            ("device_total_bytes", d.total_bytes.to_string()),
+            ("device_used_bytes", d.used_bytes.to_string()),
+            ("device_free_pct", d.free_pct.to_string()),
+            ("device_available_pct", d.free_pct.to_string()),
+            ("device_free_blocks", d.free_blocks.to_string()),
+            ("defrag_q", d.defrag_queue.to_string()),
+            ("defrag_blocks", d.defrag_blocks.to_string()),
+            ("defrag_moved_records", d.defrag_moved_records.to_string()),
+            ("device_block_writes", d.block_writes.to_string()),
+            ("device_syncs", d.syncs.to_string()),
+            ("device_reads", d.device_reads.to_string()),
+            ("device_cache_reads", d.cache_reads.to_string()),
+            ("poisoned", d.poisoned.to_string()),
+            ("corrupt_records", d.corrupt_reads.to_string()),
+            (
+                "cold_start_corrupt_records",
+                d.corrupt_skipped_at_start.to_string(),
+            ),
+            ("storage_read_errors", d.read_errors.to_string()),
+            ("storage_write_errors", d.write_errors.to_string()),
+            ("storage_stop_writes", d.stop_writes.to_string()),
+            ("storage_recovery", d.recovery.to_string()),
+            ("storage_recovery_reason", reason),
+        ];
+        pairs.extend(rows.into_iter().map(|(k, v)| (k.to_string(), v)));
+    }
     pairs.extend(
-        namespace_config_pairs(ns)
+        namespace_config_pairs(state, ns)
             .into_iter()
             .map(|(k, v)| (k.to_string(), v)),
     );
@@ -381,7 +433,8 @@ fn bins_info(state: &NodeState, cmd: &Command<'_>) -> String {
         let mut names = std::collections::BTreeSet::new();
         for p in 0..PARTITIONS {
             let part = ns.index.partition(shoal_base::PartitionId(p as u16)).read();
-            for r in part.values() {
+            for (d, r) in part.iter() {
+                let Ok(r) = ns.load(d, r) else { continue };
                 for b in r.bins() {
                     if !names.contains(b.name) {
                         names.insert(b.name.to_vec());
@@ -519,7 +572,7 @@ fn get_config(state: &NodeState, cmd: &Command<'_>) -> String {
             let Some(ns) = cmd.param("id").and_then(|id| find_ns(state, id)) else {
                 return "ERROR::namespace not found".to_string();
             };
-            let pairs = namespace_config_pairs(ns);
+            let pairs = namespace_config_pairs(state, ns);
             join_pairs(pairs.iter().map(|(k, v)| (*k, v.as_str())))
         }
         _ => "ERROR::invalid context".to_string(),
@@ -637,6 +690,14 @@ fn truncate(state: &NodeState, cmd: &Command<'_>, whole_namespace: bool) -> Stri
     match maintenance::truncate(ns, set, lut) {
         Ok(threshold) => {
             info!(target: "shoal::truncate", namespace = ns_name, set = set.unwrap_or(""), threshold_ms = threshold, "truncating");
+            // On a device namespace the threshold must survive a restart (cold start skips
+            // what it truncated), as Aerospike keeps it in system metadata.
+            if ns.storage().is_some() {
+                if let Err(e) = crate::storage::persist_truncates(&state.config.data_dir, ns) {
+                    tracing::warn!(target: "shoal::truncate", namespace = ns_name, "cannot persist the truncation: {e}");
+                    return "ERROR:1:cannot persist the truncation; see the node log".to_string();
+                }
+            }
             // Truncated records are already invisible; free their memory in the background.
             if let (Some(ns), Ok(rt)) = (
                 state.db.namespace(ns_name.as_bytes()).cloned(),

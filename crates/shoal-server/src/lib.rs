@@ -15,6 +15,7 @@ mod metrics;
 mod node;
 mod service;
 mod state;
+mod storage;
 
 pub use config::Config;
 pub use info::{BUILD, FEATURES};

@@ -231,13 +231,123 @@ pub fn render(state: &NodeState) -> String {
             let _ = writeln!(o, "{name}{{namespace=\"{}\"}} {v}", ns.name);
         }
     }
+    device_metrics(state, &mut o);
     o
+}
+
+/// Gauges and counters of `storage-engine device` namespaces (none for memory namespaces).
+fn device_metrics(state: &NodeState, o: &mut String) {
+    let summaries: Vec<(&str, crate::storage::DeviceSummary)> = state
+        .db
+        .namespaces()
+        .iter()
+        .filter_map(|ns| crate::storage::summary_for(state, ns).map(|d| (ns.name.as_str(), d)))
+        .collect();
+    if summaries.is_empty() {
+        return;
+    }
+    type Pick = fn(&crate::storage::DeviceSummary) -> u64;
+    let rows: [(&str, &str, &str, Pick); 12] = [
+        (
+            "shoal_device_total_bytes",
+            "gauge",
+            "Bytes of write blocks on the namespace's devices.",
+            |d| d.total_bytes,
+        ),
+        (
+            "shoal_device_used_bytes",
+            "gauge",
+            "Live record bytes on the namespace's devices.",
+            |d| d.used_bytes,
+        ),
+        (
+            "shoal_device_free_pct",
+            "gauge",
+            "Share of write blocks free (or free after the next sync).",
+            |d| d.free_pct,
+        ),
+        (
+            "shoal_device_stop_writes",
+            "gauge",
+            "1 when too few free blocks remain for client writes.",
+            |d| u64::from(d.stop_writes),
+        ),
+        (
+            "shoal_device_poisoned",
+            "gauge",
+            "1 when a device failed a write or sync and refuses writes.",
+            |d| u64::from(d.poisoned),
+        ),
+        (
+            "shoal_device_defrag_queue",
+            "gauge",
+            "Blocks waiting for defrag.",
+            |d| d.defrag_queue,
+        ),
+        (
+            "shoal_device_tombstones",
+            "gauge",
+            "Durable-delete tombstones in the index.",
+            |d| d.tombstones,
+        ),
+        (
+            "shoal_device_defrag_blocks_total",
+            "counter",
+            "Blocks defragged.",
+            |d| d.defrag_blocks,
+        ),
+        (
+            "shoal_device_block_writes_total",
+            "counter",
+            "Write-block writes issued.",
+            |d| d.block_writes,
+        ),
+        (
+            "shoal_device_syncs_total",
+            "counter",
+            "Device syncs (fsync) issued.",
+            |d| d.syncs,
+        ),
+        (
+            "shoal_device_corrupt_records_total",
+            "counter",
+            "Records that failed their checksum when read (never served).",
+            |d| d.corrupt_reads,
+        ),
+        (
+            "shoal_device_write_errors_total",
+            "counter",
+            "Writes refused because a device failed or is poisoned.",
+            |d| d.write_errors,
+        ),
+    ];
+    for (name, kind, help, pick) in rows {
+        header(o, name, kind, help);
+        for (ns, d) in &summaries {
+            let _ = writeln!(o, "{name}{{namespace=\"{ns}\"}} {}", pick(d));
+        }
+    }
 }
 
 /// One ticker line per namespace: what an operator wants to see in the log every 10 s.
 pub fn log_ticker(state: &NodeState) {
     for ns in state.db.namespaces() {
         let s = &ns.stats;
+        if let Some(d) = crate::storage::summary_for(state, ns) {
+            tracing::info!(
+                target: "shoal::ticker",
+                namespace = %ns.name,
+                device_used_bytes = d.used_bytes,
+                device_total_bytes = d.total_bytes,
+                device_free_pct = d.free_pct,
+                defrag_q = d.defrag_queue,
+                defrag_blocks = d.defrag_blocks,
+                tombstones = d.tombstones,
+                poisoned = d.poisoned,
+                corrupt_records = d.corrupt_reads,
+                "ticker device"
+            );
+        }
         tracing::info!(
             target: "shoal::ticker",
             namespace = %ns.name,

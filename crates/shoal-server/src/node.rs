@@ -127,6 +127,12 @@ fn namespace_settings(n: &NamespaceConfig) -> NamespaceSettings {
 }
 
 async fn bind(config: Config) -> Result<Bound> {
+    let settings: Vec<NamespaceSettings> =
+        config.namespaces.iter().map(namespace_settings).collect();
+    let db = Database::new(&settings, Arc::new(SystemClock));
+    // Device namespaces recover before the service port opens, so a client never sees a
+    // half-rebuilt index and a refused device stops startup before anything listens.
+    crate::storage::open_all(&config, &db)?;
     let addr = SocketAddr::new(config.address, config.service_port);
     let listener = TcpListener::bind(addr)
         .await
@@ -139,9 +145,6 @@ async fn bind(config: Config) -> Result<Bound> {
         Some(id) => id,
         None => load_or_create_node_id(&config.data_dir),
     };
-    let settings: Vec<NamespaceSettings> =
-        config.namespaces.iter().map(namespace_settings).collect();
-    let db = Database::new(&settings, Arc::new(SystemClock));
     let local = listener.local_addr()?;
     info!(target: "shoal::node", node_id = %node_id, address = %local, http = %http.local_addr()?,
         namespaces = ?config.namespaces.iter().map(|n| n.name.as_str()).collect::<Vec<_>>(),
@@ -195,6 +198,7 @@ async fn serve(bound: Bound, mut shutdown: watch::Receiver<bool>) {
             }
         }
     });
+    crate::storage::spawn_maintenance(state.clone(), shutdown.clone());
     for ns in state.db.namespaces() {
         let ns = ns.clone();
         let mut stop = shutdown.clone();
@@ -240,6 +244,12 @@ async fn serve(bound: Bound, mut shutdown: watch::Receiver<bool>) {
         }
     }
     info!(target: "shoal::node", "node stopped accepting connections");
+    // Clean shutdown of device namespaces: flush, index snapshot, devices marked clean, so the
+    // next start is a fast restart.
+    let st = state.clone();
+    if let Err(e) = tokio::task::spawn_blocking(move || crate::storage::shutdown_all(&st)).await {
+        warn!(target: "shoal::node", "storage shutdown task failed: {e}");
+    }
 }
 
 /// Reads the node id kept in `data_dir/node_id`, or creates one. The id is random (never

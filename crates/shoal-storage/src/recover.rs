@@ -2,8 +2,8 @@
 //! refused, never overwritten), cold start (scan every block, newest version wins), the
 //! clean-shutdown index snapshot and fast restart from it.
 //!
-//! Cold start: for each digest the newest version wins by generation (serial order) then
-//! last-update-time, and a tombstone wins a tie; then expired records and records older than
+//! Cold start: for each digest the newest version wins by last-update-time, then generation
+//! (serial order), and a tombstone wins a tie (see [`wins`] for why time comes first); then expired records and records older than
 //! a truncate are dropped. Tombstones are returned so the caller's index keeps them and defrag
 //! keeps them on flash. Fast restart loads the snapshot a clean shutdown wrote; it is used only
 //! when every device header says "clean" with the snapshot's epoch and its checksum holds;
@@ -392,14 +392,22 @@ fn cold_scan(
     })
 }
 
-/// True when `new` should replace `old`: newer by generation then last-update-time, and a
-/// tombstone beats a record of the same generation and last-update-time.
+/// True when `new` should replace `old`: newer by last-update-time, then by generation in
+/// serial order, and a tombstone beats a record of the same generation and last-update-time.
+///
+/// Last-update-time comes first (Aerospike compares generations first) because a single node
+/// forgets a key's generation when an expired or truncated record leaves its index: the next
+/// write starts again at generation 1, and only its later last-update-time says it is newer
+/// than the copies still on flash. The data layer keeps last-update-times strictly increasing
+/// per key while the key is in its index.
 fn wins(new: &Candidate, old: &Candidate) -> bool {
+    if new.meta.lut_ms != old.meta.lut_ms {
+        return new.meta.lut_ms > old.meta.lut_ms;
+    }
     if new.meta.is_newer_than(&old.meta) {
         return true;
     }
-    let same = new.meta.generation == old.meta.generation && new.meta.lut_ms == old.meta.lut_ms;
-    same && new.tombstone && !old.tombstone
+    new.meta.generation == old.meta.generation && new.tombstone && !old.tombstone
 }
 
 // ---------------------------------------------------------------------------------------------

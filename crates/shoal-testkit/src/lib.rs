@@ -108,6 +108,25 @@ impl ProcessServer {
         self.child.id()
     }
 
+    /// Sends SIGTERM (a clean shutdown) and waits up to `limit` for the process to exit.
+    pub fn terminate(&mut self, limit: Duration) -> Result<std::process::ExitStatus> {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .context("running kill -TERM")?;
+        if !sent.success() {
+            bail!("kill -TERM {} failed: {sent}", self.child.id());
+        }
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Err(anyhow!("shoald did not exit within {limit:?} of SIGTERM"))
+    }
+
     fn wait_ready(&mut self, limit: Duration) -> Result<()> {
         let start = Instant::now();
         while start.elapsed() < limit {
