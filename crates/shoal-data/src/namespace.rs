@@ -53,6 +53,8 @@ pub struct SetEntry {
 #[derive(Debug, Default)]
 pub struct NamespaceStats {
     pub objects: AtomicU64,
+    /// Records that will expire (void-time set): when zero, an expiration pass has nothing to do.
+    pub ttl_objects: AtomicU64,
     pub memory_used_bytes: AtomicU64,
     pub client_read_success: AtomicU64,
     pub client_read_not_found: AtomicU64,
@@ -251,6 +253,9 @@ impl Namespace {
     /// Accounts a record entering the index.
     pub fn account_insert(&self, r: &Record) {
         self.stats.objects.fetch_add(1, Relaxed);
+        if r.void_time != 0 {
+            self.stats.ttl_objects.fetch_add(1, Relaxed);
+        }
         self.stats
             .memory_used_bytes
             .fetch_add(r.memory_bytes(), Relaxed);
@@ -263,6 +268,9 @@ impl Namespace {
     /// Accounts a record leaving the index.
     pub fn account_remove(&self, r: &Record) {
         sub(&self.stats.objects, 1);
+        if r.void_time != 0 {
+            sub(&self.stats.ttl_objects, 1);
+        }
         sub(&self.stats.memory_used_bytes, r.memory_bytes());
         if let Some(s) = self.set_entry(r.set_id) {
             sub(&s.objects, 1);

@@ -210,7 +210,9 @@ async fn serve(bound: Bound, mut shutdown: watch::Receiver<bool>) {
                     _ = tokio::time::sleep(wait) => {}
                     _ = stop.changed() => return,
                 }
-                if period == 0 {
+                // Nothing can expire when no record has a TTL: skip the pass instead of reading
+                // every record (truncations sweep on their own, right when they are asked for).
+                if period == 0 || ns.stats.ttl_objects.load(Relaxed) == 0 {
                     continue;
                 }
                 let ns2 = ns.clone();
