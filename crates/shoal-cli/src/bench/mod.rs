@@ -14,10 +14,11 @@
 mod procfs;
 mod report;
 mod resp;
-mod stats;
+pub(crate) mod stats;
 mod target;
 mod workload;
 
+use crate::common::ServerArgs;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -65,12 +66,9 @@ pub enum ValueType {
 /// Options of `shoal bench`.
 #[derive(Debug, Clone, Args)]
 pub struct BenchArgs {
-    /// Server address.
-    #[arg(long, env = "SHOAL_HOST", default_value = "127.0.0.1")]
-    pub host: String,
-    /// Server port (the Aerospike service port, or Redis's port with --target redis).
-    #[arg(long, env = "SHOAL_PORT", default_value_t = 3000)]
-    pub port: u16,
+    /// The server, from the global `--host`/`--port` options (filled in by `main`).
+    #[arg(skip)]
+    pub server: ServerArgs,
     /// Namespace of the records (Aerospike target).
     #[arg(long, default_value = "test")]
     pub namespace: String,
@@ -185,11 +183,7 @@ pub fn parse_seconds(s: &str) -> Result<u64> {
 /// runs one worker on core 1.
 pub fn main(args: BenchArgs) -> Result<()> {
     args.validate()?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the tokio runtime")?;
-    runtime.block_on(run(args))
+    crate::common::runtime()?.block_on(run(args))
 }
 
 /// How a phase ends.
@@ -597,13 +591,18 @@ mod tests {
     #[derive(Debug, Parser)]
     struct Cli {
         #[command(flatten)]
+        server: ServerArgs,
+        #[command(flatten)]
         bench: BenchArgs,
     }
 
     fn parse(args: &[&str]) -> Result<BenchArgs, clap::Error> {
         let mut v = vec!["bench"];
         v.extend_from_slice(args);
-        Cli::try_parse_from(v).map(|c| c.bench)
+        Cli::try_parse_from(v).map(|c| BenchArgs {
+            server: c.server,
+            ..c.bench
+        })
     }
 
     #[test]
@@ -634,7 +633,7 @@ mod tests {
         assert_eq!(a.reads, 50);
         assert_eq!(a.measured_phase(), Some(Stop::Ops(1000)));
         assert_eq!(a.target, TargetKind::Redis);
-        assert_eq!(a.port, 6400);
+        assert_eq!(a.server.port, 6400);
         assert!(a.load);
         assert!(parse(&["--reads", "101"]).is_err());
         assert!(parse(&["--duration", "5", "--ops", "10"]).is_err());

@@ -93,10 +93,9 @@ impl Report<'_> {
         };
         let _ = writeln!(
             out,
-            "shoal bench: {} at {}:{}{}",
+            "shoal bench: {} at {}{}",
             target_name(a.target),
-            a.host,
-            a.port,
+            a.server.addr(),
             match a.target {
                 TargetKind::Aerospike => format!(", namespace {}, set {}", a.namespace, a.set),
                 TargetKind::Redis => format!(", keys {}:N", a.set),
@@ -252,7 +251,7 @@ impl Report<'_> {
         let per_record = self.bytes_per_record();
         json!({
             "target": target_name(a.target),
-            "address": format!("{}:{}", a.host, a.port),
+            "address": a.server.addr(),
             "namespace": a.namespace,
             "set": a.set,
             "keys": a.keys,

@@ -9,8 +9,8 @@
 
 use super::resp::RespConnection;
 use super::{BenchArgs, TargetKind, ValueType};
-use aerospike::{Bin, Bins, Client, ClientPolicy, Key, ReadPolicy, ResultCode, Value, WritePolicy};
-use anyhow::{anyhow, Context, Result};
+use aerospike::{Bin, Bins, Client, Key, ReadPolicy, ResultCode, Value, WritePolicy};
+use anyhow::{anyhow, Result};
 use std::io::Write as _;
 use std::sync::Arc;
 
@@ -43,18 +43,11 @@ pub struct AerospikeShared {
 
 impl Connector {
     pub async fn connect(args: &BenchArgs) -> Result<Connector> {
-        let addr = format!("{}:{}", args.host, args.port);
+        let addr = args.server.addr();
         match args.target {
             TargetKind::Aerospike => {
                 // One connection per task: the pool is exactly the concurrency, opened up front.
-                let policy = ClientPolicy {
-                    max_conns_per_node: args.concurrency,
-                    min_conns_per_node: args.concurrency,
-                    ..ClientPolicy::default()
-                };
-                let client = Client::new(&policy, &addr)
-                    .await
-                    .with_context(|| format!("connecting the aerospike client to {addr}"))?;
+                let client = crate::common::connect(&addr, args.concurrency).await?;
                 let mut read_policy = ReadPolicy::default();
                 read_policy.base_policy.max_retries = 0;
                 read_policy.base_policy.total_timeout = args.timeout_ms;
