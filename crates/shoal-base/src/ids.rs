@@ -5,8 +5,39 @@ use ripemd::{Digest as _, Ripemd160};
 use std::fmt;
 
 /// The 20-byte RIPEMD-160 digest that addresses a record inside a namespace.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+///
+/// Ordered byte-wise (like `memcmp`), which is the order partition scans resume in. `Ord` is
+/// written out as three big-endian integer comparisons: the primary index compares digests on
+/// every lookup, and the derived array comparison is an out-of-line `memcmp` call.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct Digest(pub [u8; DIGEST_LEN_BYTES]);
+
+impl Digest {
+    /// The digest as (bytes 0..8, bytes 8..16, bytes 16..20), big-endian: comparing these
+    /// tuples is comparing the bytes.
+    #[inline]
+    fn words(&self) -> (u64, u64, u32) {
+        let d = &self.0;
+        (
+            u64::from_be_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]]),
+            u64::from_be_bytes([d[8], d[9], d[10], d[11], d[12], d[13], d[14], d[15]]),
+            u32::from_be_bytes([d[16], d[17], d[18], d[19]]),
+        )
+    }
+}
+
+impl Ord for Digest {
+    #[inline]
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.words().cmp(&other.words())
+    }
+}
+
+impl PartialOrd for Digest {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
 
 impl Digest {
     /// Computes the digest the way every client does:
@@ -117,6 +148,27 @@ mod tests {
         assert_eq!(d.partition().0, 932);
         let d = Digest::compute(b"set", 4, b"");
         assert_eq!(hex(&d), "327e2877b8815c7aeede0d5a8620d4ef8df4a4b4");
+    }
+
+    #[test]
+    fn digest_order_is_byte_order() {
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..10_000 {
+            let mut a = [0u8; 20];
+            let mut b = [0u8; 20];
+            for i in 0..20 {
+                a[i] = (next() % 4) as u8; // few values, so long equal prefixes happen
+                b[i] = (next() % 4) as u8;
+            }
+            assert_eq!(Digest(a).cmp(&Digest(b)), a.cmp(&b));
+            assert_eq!(Digest(a).cmp(&Digest(a)), std::cmp::Ordering::Equal);
+        }
     }
 
     #[test]
