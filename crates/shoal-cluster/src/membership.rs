@@ -172,7 +172,10 @@ impl Clustering {
             }
         }
         let principal = self.desired.first().copied() == Some(self.me);
-        let settled = now_ms.saturating_sub(self.desired_since_ms) >= self.config.quantum_ms;
+        // A node that hears nobody forms its own cluster at once (there is nothing to batch);
+        // any larger membership waits for a quiet quantum.
+        let settled = self.desired.len() == 1
+            || now_ms.saturating_sub(self.desired_since_ms) >= self.config.quantum_ms;
         // A member whose pulses keep showing another key missed our commit: propose again.
         let lagging = self.view.key != 0
             && self.desired.iter().filter(|m| **m != self.me).any(|m| {

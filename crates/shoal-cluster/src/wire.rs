@@ -7,9 +7,9 @@
 //! ```text
 //! frame    = len:u32 kind:u8 payload            (len counts kind + payload)
 //! pulse    = from:u64 name:str endpoint rack:u32 n:u16 (node:u64 endpoint)*n view
-//! propose  = key:u64 n:u16 node:u64*n
-//! accept   = key:u64
-//! commit   = key:u64 n:u16 node:u64*n
+//! propose  = from:u64 key:u64 n:u16 node:u64*n
+//! accept   = from:u64 key:u64
+//! commit   = from:u64 key:u64 n:u16 node:u64*n
 //! view     = key:u64 n:u16 node:u64*n
 //! endpoint = family:u8 (4: ip:4 | 6: ip:16) port:u16
 //! str      = len:u16 bytes (UTF-8)
@@ -36,7 +36,8 @@ const KIND_COMMIT: u8 = 4;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NodeMessage {
     Pulse(Pulse),
-    Cluster(ClusterMessage),
+    /// A clustering message and the node that sent it.
+    Cluster(NodeId, ClusterMessage),
 }
 
 /// Why bytes could not be decoded.
@@ -73,16 +74,19 @@ pub fn encode(msg: &NodeMessage, out: &mut Vec<u8>) {
             }
             put_nodes(out, p.view.key, &p.view.succession);
         }
-        NodeMessage::Cluster(ClusterMessage::Propose { key, succession }) => {
+        NodeMessage::Cluster(from, ClusterMessage::Propose { key, succession }) => {
             out.push(KIND_PROPOSE);
+            out.extend_from_slice(&from.0.to_be_bytes());
             put_nodes(out, *key, succession);
         }
-        NodeMessage::Cluster(ClusterMessage::Accept { key }) => {
+        NodeMessage::Cluster(from, ClusterMessage::Accept { key }) => {
             out.push(KIND_ACCEPT);
+            out.extend_from_slice(&from.0.to_be_bytes());
             out.extend_from_slice(&key.to_be_bytes());
         }
-        NodeMessage::Cluster(ClusterMessage::Commit { key, succession }) => {
+        NodeMessage::Cluster(from, ClusterMessage::Commit { key, succession }) => {
             out.push(KIND_COMMIT);
+            out.extend_from_slice(&from.0.to_be_bytes());
             put_nodes(out, *key, succession);
         }
     }
@@ -161,13 +165,18 @@ pub fn decode(frame: &[u8]) -> Result<NodeMessage, WireError> {
             })
         }
         KIND_PROPOSE => {
+            let from = NodeId(r.u64()?);
             let (key, succession) = r.nodes()?;
-            NodeMessage::Cluster(ClusterMessage::Propose { key, succession })
+            NodeMessage::Cluster(from, ClusterMessage::Propose { key, succession })
         }
-        KIND_ACCEPT => NodeMessage::Cluster(ClusterMessage::Accept { key: r.u64()? }),
+        KIND_ACCEPT => {
+            let from = NodeId(r.u64()?);
+            NodeMessage::Cluster(from, ClusterMessage::Accept { key: r.u64()? })
+        }
         KIND_COMMIT => {
+            let from = NodeId(r.u64()?);
             let (key, succession) = r.nodes()?;
-            NodeMessage::Cluster(ClusterMessage::Commit { key, succession })
+            NodeMessage::Cluster(from, ClusterMessage::Commit { key, succession })
         }
         _ => return Err(WireError("unknown message kind")),
     };
@@ -275,13 +284,16 @@ mod tests {
                         view: ClusterView { key, succession },
                     })
                 }),
-            (any::<u64>(), nodes()).prop_map(|(key, succession)| NodeMessage::Cluster(
-                ClusterMessage::Propose { key, succession }
+            (any::<u64>(), any::<u64>(), nodes()).prop_map(|(from, key, succession)| {
+                NodeMessage::Cluster(NodeId(from), ClusterMessage::Propose { key, succession })
+            }),
+            (any::<u64>(), any::<u64>()).prop_map(|(from, key)| NodeMessage::Cluster(
+                NodeId(from),
+                ClusterMessage::Accept { key }
             )),
-            any::<u64>().prop_map(|key| NodeMessage::Cluster(ClusterMessage::Accept { key })),
-            (any::<u64>(), nodes()).prop_map(|(key, succession)| NodeMessage::Cluster(
-                ClusterMessage::Commit { key, succession }
-            )),
+            (any::<u64>(), any::<u64>(), nodes()).prop_map(|(from, key, succession)| {
+                NodeMessage::Cluster(NodeId(from), ClusterMessage::Commit { key, succession })
+            }),
         ]
     }
 

@@ -100,6 +100,12 @@ fn answer(state: &NodeState, line: &str, local: Option<SocketAddr>) -> String {
         "set-config" => set_config(state, &cmd),
         "cluster-stable" => cluster_stable(state, &cmd),
         "cluster-key" => cluster_key(state),
+        "tip" => tip(state, &cmd),
+        "tip-clear" => tip_clear(state, &cmd),
+        "services-alumni-reset" => {
+            state.cluster.alumni_reset();
+            "ok".to_string()
+        }
         "truncate" => truncate(state, &cmd, false),
         "truncate-namespace" => truncate(state, &cmd, true),
         "user-agent-set" => "ok".to_string(),
@@ -458,6 +464,7 @@ fn bins_info(state: &NodeState, cmd: &Command<'_>) -> String {
 }
 
 fn statistics(state: &NodeState) -> String {
+    let view = state.cluster.view();
     let st = &state.stats;
     let objects: u64 = state
         .db
@@ -466,11 +473,15 @@ fn statistics(state: &NodeState) -> String {
         .map(|n| n.stats.objects.load(Relaxed))
         .sum();
     let pairs = [
-        ("cluster_size", "1".to_string()),
+        ("cluster_size", view.succession.len().to_string()),
         ("cluster_key", cluster_key(state)),
         ("cluster_integrity", "true".to_string()),
-        ("cluster_is_member", "true".to_string()),
-        ("cluster_principal", state.node_id.to_string()),
+        ("cluster_is_member", (view.key != 0).to_string()),
+        (
+            "cluster_principal",
+            view.principal().map_or("0".to_string(), |p| p.to_string()),
+        ),
+        ("heartbeat_peers", state.cluster.adjacency_len().to_string()),
         ("uptime", state.started.elapsed().as_secs().to_string()),
         ("objects", objects.to_string()),
         (
@@ -518,13 +529,18 @@ fn statistics(state: &NodeState) -> String {
 }
 
 /// A single node's cluster key: derived from the node id, stable for the node's life.
+/// The committed cluster key in hex (Aerospike prints it with `%lX`).
 fn cluster_key(state: &NodeState) -> String {
-    format!("{:X}", state.node_id.0.rotate_left(17) ^ 0x5A5A_5A5A_5A5A)
+    format!("{:X}", state.cluster.view().key)
 }
 
 fn cluster_stable(state: &NodeState, cmd: &Command<'_>) -> String {
+    let view = state.cluster.view();
+    if view.key == 0 {
+        return "ERROR::cluster-not-formed".to_string();
+    }
     if let Some(size) = cmd.param("size") {
-        if size.parse::<u32>().ok() != Some(1) {
+        if size.parse::<usize>().ok() != Some(view.succession.len()) {
             return "ERROR::cluster-size-mismatch".to_string();
         }
     }
@@ -727,5 +743,62 @@ fn query_show(state: &NodeState, cmd: &Command<'_>) -> String {
             Some(job) => job.describe(),
             None => "ERROR:2:job not found".to_string(),
         },
+    }
+}
+
+/// `tip:host=H;port=P`: adds a heartbeat endpoint to contact (like a seed given at run time).
+fn tip(state: &NodeState, cmd: &Command<'_>) -> String {
+    let (Some(host), Some(port)) = (cmd.param("host"), cmd.param("port")) else {
+        return "ERROR:4:tip needs host and port".to_string();
+    };
+    let Ok(port) = port.parse::<u16>() else {
+        return "ERROR:4:bad port".to_string();
+    };
+    match (host, port).to_socket_addrs_first() {
+        Some(addr) => {
+            state.cluster.tip(addr);
+            info!(target: "shoal::cluster", %addr, "tip");
+            "ok".to_string()
+        }
+        None => "ERROR:4:cannot resolve host".to_string(),
+    }
+}
+
+/// `tip-clear:host-port-list=H:P,H:P` or `host-port-list=all` (every endpoint that is not a
+/// live peer): forgets heartbeat endpoints, e.g. of containers that are gone for good.
+fn tip_clear(state: &NodeState, cmd: &Command<'_>) -> String {
+    let Some(list) = cmd.param("host-port-list") else {
+        return "ERROR:4:tip-clear needs host-port-list".to_string();
+    };
+    if list == "all" {
+        state.cluster.tip_clear(None);
+        return "ok".to_string();
+    }
+    for item in list.split(',').filter(|s| !s.is_empty()) {
+        let Some((host, port)) = item.rsplit_once(':') else {
+            return format!("ERROR:4:bad host:port {item}");
+        };
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let Some(addr) = port
+            .parse::<u16>()
+            .ok()
+            .and_then(|p| (host, p).to_socket_addrs_first())
+        else {
+            return format!("ERROR:4:bad host:port {item}");
+        };
+        state.cluster.tip_clear(Some(addr));
+    }
+    "ok".to_string()
+}
+
+/// Resolves to the first address (blocking, as info commands are short and rare).
+trait FirstAddr {
+    fn to_socket_addrs_first(&self) -> Option<SocketAddr>;
+}
+
+impl FirstAddr for (&str, u16) {
+    fn to_socket_addrs_first(&self) -> Option<SocketAddr> {
+        use std::net::ToSocketAddrs;
+        self.to_socket_addrs().ok()?.next()
     }
 }

@@ -5,6 +5,7 @@
 //! It must never hold a lock across an `.await`, and never parse wire bytes itself:
 //! every decode goes through `shoal-proto`.
 
+mod cluster;
 pub mod config;
 mod connection;
 mod histogram;

@@ -59,7 +59,11 @@ pub fn render(state: &NodeState) -> String {
         "gauge",
         "Nodes in the cluster this node belongs to.",
     );
-    let _ = writeln!(o, "shoal_cluster_size 1");
+    let _ = writeln!(
+        o,
+        "shoal_cluster_size {}",
+        state.cluster.view().succession.len()
+    );
     header(
         &mut o,
         "shoal_migrate_partitions_remaining",

@@ -109,6 +109,7 @@ pub async fn run(config: Config, shutdown: watch::Receiver<bool>) -> Result<()> 
 struct Bound {
     listener: TcpListener,
     http: TcpListener,
+    heartbeat: TcpListener,
     state: Arc<NodeState>,
 }
 
@@ -145,6 +146,7 @@ async fn bind(config: Config) -> Result<Bound> {
         Some(id) => id,
         None => load_or_create_node_id(&config.data_dir),
     };
+    let (heartbeat, cluster) = crate::cluster::bind(&config, node_id).await?;
     let local = listener.local_addr()?;
     info!(target: "shoal::node", node_id = %node_id, address = %local, http = %http.local_addr()?,
         namespaces = ?config.namespaces.iter().map(|n| n.name.as_str()).collect::<Vec<_>>(),
@@ -160,10 +162,12 @@ async fn bind(config: Config) -> Result<Bound> {
         partition_generation: AtomicU64::new(1),
         jobs: crate::jobs::Jobs::default(),
         latencies: Default::default(),
+        cluster,
     });
     Ok(Bound {
         listener,
         http,
+        heartbeat,
         state,
     })
 }
@@ -172,8 +176,15 @@ async fn serve(bound: Bound, mut shutdown: watch::Receiver<bool>) {
     let Bound {
         listener,
         http,
+        heartbeat,
         state,
     } = bound;
+    tokio::spawn(crate::cluster::run(
+        heartbeat,
+        state.cluster.clone(),
+        state.config.seeds.clone(),
+        shutdown.clone(),
+    ));
     let mut http_stop = shutdown.clone();
     let app = crate::http::router(state.clone());
     tokio::spawn(async move {

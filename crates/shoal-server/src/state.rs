@@ -79,6 +79,8 @@ pub struct NodeState {
     pub jobs: crate::jobs::Jobs,
     /// Request latency per [`OpKind`], indexed by its position in [`OpKind::ALL`].
     pub latencies: [Histogram; 7],
+    /// Heartbeat and membership.
+    pub cluster: std::sync::Arc<crate::cluster::ClusterShell>,
 }
 
 impl NodeState {

@@ -27,6 +27,7 @@ impl TestServer {
         config.address = [127, 0, 0, 1].into();
         config.service_port = 0;
         config.http_port = 0;
+        config.heartbeat_port = 0;
         static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         config.data_dir =
@@ -74,6 +75,16 @@ impl ProcessServer {
             .args(args)
             .envs(env.iter().copied())
             .stdin(Stdio::null());
+        // Every port gets a free one unless the caller chose it, so processes never collide.
+        for (flag, var) in [
+            ("--http-port", "SHOAL_HTTP_PORT"),
+            ("--heartbeat-port", "SHOAL_HEARTBEAT_PORT"),
+            ("--fabric-port", "SHOAL_FABRIC_PORT"),
+        ] {
+            if !args.contains(&flag) && !env.iter().any(|(k, _)| *k == var) {
+                cmd.arg(flag).arg(free_port()?.to_string());
+            }
+        }
         let has_dir =
             args.contains(&"--data-dir") || env.iter().any(|(k, _)| *k == "SHOAL_DATA_DIR");
         if !has_dir {

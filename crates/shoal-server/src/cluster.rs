@@ -1,0 +1,384 @@
+//! The shell around the sans-IO cluster protocols (`shoal-cluster`): the heartbeat listener,
+//! one outbound TCP connection per known heartbeat endpoint carrying `wire` frames, seed
+//! resolution (`host:port` or `dns:name[:port]`, every address, re-resolved), and a 10 ms
+//! timer that feeds real time and fresh random keys to `Heartbeat` and `Clustering`.
+//!
+//! Today it forms and maintains the membership (visible in `statistics`, `cluster-stable`,
+//! the log and `/metrics`); partition ownership, migration and replication are the next steps
+//! (docs/design/cluster.md), so clients still see a single node (`peers-*` stay empty) and
+//! data stays where it is written. It never holds its lock across an `.await`.
+
+use crate::config::Config;
+use parking_lot::Mutex;
+use shoal_base::NodeId;
+use shoal_cluster::heartbeat::{Endpoint, Heartbeat, HeartbeatConfig, HeartbeatEvent};
+use shoal_cluster::membership::{ClusterView, Clustering, ClusteringConfig};
+use shoal_cluster::wire::{self, NodeMessage};
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+use tracing::{debug, info, warn};
+
+/// How often the protocols are ticked.
+const TICK: Duration = Duration::from_millis(10);
+/// How often seeds are resolved again (DNS names change as containers come and go).
+const SEED_RESOLVE_PERIOD: Duration = Duration::from_secs(5);
+/// Frames queued per outbound connection before new ones are dropped (heartbeats tolerate it).
+const OUTBOUND_QUEUE_MAX: usize = 256;
+/// How long an outbound connect may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+
+struct Protocols {
+    hb: Heartbeat,
+    cl: Clustering,
+}
+
+/// The node's cluster state, shared with the info commands.
+pub struct ClusterShell {
+    me: NodeId,
+    protocols: Mutex<Protocols>,
+    view: Mutex<ClusterView>,
+    outbound: Mutex<HashMap<Endpoint, mpsc::Sender<Vec<u8>>>>,
+    clock_origin: Instant,
+}
+
+impl ClusterShell {
+    /// The committed view (key 0 until the first membership is agreed).
+    pub fn view(&self) -> ClusterView {
+        self.view.lock().clone()
+    }
+
+    /// Live heartbeat peers.
+    pub fn adjacency_len(&self) -> usize {
+        self.protocols.lock().hb.adjacency().len()
+    }
+
+    /// Adds a heartbeat endpoint (`tip`).
+    pub fn tip(&self, endpoint: Endpoint) {
+        let now = self.now_ms();
+        self.protocols.lock().hb.tip(endpoint, now);
+    }
+
+    /// Forgets an endpoint, or every endpoint that is not a live peer (`tip-clear`).
+    pub fn tip_clear(&self, endpoint: Option<Endpoint>) {
+        self.protocols.lock().hb.tip_clear(endpoint);
+    }
+
+    /// Forgets departed alumni (`services-alumni-reset`).
+    pub fn alumni_reset(&self) {
+        self.protocols.lock().hb.alumni_reset();
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.clock_origin.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Queues a frame to `endpoint`, opening a connection task if there is none.
+    fn send(self: &Arc<Self>, endpoint: Endpoint, frame: Vec<u8>) {
+        let mut outbound = self.outbound.lock();
+        let tx = outbound.entry(endpoint).or_insert_with(|| {
+            let (tx, rx) = mpsc::channel(OUTBOUND_QUEUE_MAX);
+            let shell = self.clone();
+            tokio::spawn(async move {
+                outbound_task(endpoint, rx).await;
+                shell.outbound.lock().remove(&endpoint);
+            });
+            tx
+        });
+        // A full queue means the peer is not reading: drop this frame, the next pulse follows.
+        let _ = tx.try_send(frame);
+    }
+}
+
+/// Binds the heartbeat port and returns the shell; [`run`] drives it.
+pub async fn bind(config: &Config, me: NodeId) -> anyhow::Result<(TcpListener, Arc<ClusterShell>)> {
+    let addr = SocketAddr::new(config.address, config.heartbeat_port);
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("binding the heartbeat port {addr}: {e}"))?;
+    let local = listener.local_addr()?;
+    let endpoint = advertised_endpoint(config.address, local.port(), &config.seeds).await;
+    let hb_config = HeartbeatConfig {
+        cluster_name: config.cluster_name.clone().unwrap_or_default(),
+        ..HeartbeatConfig::default()
+    };
+    let shell = Arc::new(ClusterShell {
+        me,
+        protocols: Mutex::new(Protocols {
+            hb: Heartbeat::new(me, endpoint, 0, hb_config, [], 0),
+            cl: Clustering::new(me, ClusteringConfig::default()),
+        }),
+        view: Mutex::new(ClusterView::default()),
+        outbound: Mutex::new(HashMap::new()),
+        clock_origin: Instant::now(),
+    });
+    // Form this node's own cluster right away, so `statistics` and `cluster-stable` answer from
+    // the first request; peers merge into it as the heartbeat finds them.
+    let step = {
+        let mut p = shell.protocols.lock();
+        let Protocols { hb, cl } = &mut *p;
+        cl.tick(0, hb, random_key(0))
+    };
+    if let Some(v) = step.committed {
+        *shell.view.lock() = v;
+    }
+    info!(target: "shoal::cluster", %endpoint, seeds = ?config.seeds, "heartbeat listening");
+    Ok((listener, shell))
+}
+
+/// The address peers should use for us: the configured one, or when listening on every
+/// interface, the local address the kernel would use to reach the first seed.
+async fn advertised_endpoint(address: IpAddr, port: u16, seeds: &[String]) -> Endpoint {
+    if !address.is_unspecified() {
+        return SocketAddr::new(address, port);
+    }
+    for seed in seeds {
+        for target in resolve_seed(seed).await {
+            let bind: SocketAddr = if target.is_ipv4() {
+                SocketAddr::from(([0, 0, 0, 0], 0))
+            } else {
+                SocketAddr::from(([0u16; 8], 0))
+            };
+            // A UDP "connect" sends nothing; it only asks the kernel for a route.
+            if let Ok(sock) = std::net::UdpSocket::bind(bind) {
+                if sock.connect(target).is_ok() {
+                    if let Ok(local) = sock.local_addr() {
+                        return SocketAddr::new(local.ip(), port);
+                    }
+                }
+            }
+        }
+    }
+    SocketAddr::new(IpAddr::from([127, 0, 0, 1]), port)
+}
+
+/// Resolves `host:port` or `dns:name[:port]` (default port 3002) to every address.
+async fn resolve_seed(seed: &str) -> Vec<SocketAddr> {
+    let s = seed.trim();
+    let s = s.strip_prefix("dns:").unwrap_or(s);
+    let with_port = if s
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+        && !s.ends_with(']')
+    {
+        s.to_string()
+    } else {
+        format!("{s}:3002")
+    };
+    let resolved = tokio::net::lookup_host(with_port).await;
+    match resolved {
+        Ok(addrs) => addrs.collect(),
+        Err(e) => {
+            debug!(target: "shoal::cluster", seed, "cannot resolve seed: {e}");
+            Vec::new()
+        }
+    }
+}
+
+/// Drives the cluster protocols until shutdown.
+pub async fn run(
+    listener: TcpListener,
+    shell: Arc<ClusterShell>,
+    seeds: Vec<String>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let accept_shell = shell.clone();
+    let mut accept_stop = shutdown.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                r = listener.accept() => match r {
+                    Ok((stream, _)) => {
+                        tokio::spawn(inbound_task(stream, accept_shell.clone()));
+                    }
+                    Err(e) => {
+                        warn!(target: "shoal::cluster", "heartbeat accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                },
+                _ = accept_stop.changed() => return,
+            }
+        }
+    });
+    let seed_shell = shell.clone();
+    let mut seed_stop = shutdown.clone();
+    tokio::spawn(async move {
+        loop {
+            for seed in &seeds {
+                for addr in resolve_seed(seed).await {
+                    seed_shell.tip(addr);
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(SEED_RESOLVE_PERIOD) => {}
+                _ = seed_stop.changed() => return,
+            }
+        }
+    });
+    let mut ticker = tokio::time::interval(TICK);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut salt = 0u64;
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        salt = salt.wrapping_add(1);
+        let now = shell.now_ms();
+        let mut frames: Vec<(Endpoint, Vec<u8>)> = Vec::new();
+        let mut committed = None;
+        let mut events = Vec::new();
+        {
+            let mut p = shell.protocols.lock();
+            let view = p.cl.view().clone();
+            let (pulses, evs) = p.hb.tick(now, &view);
+            events.extend(evs);
+            for (endpoint, pulse) in pulses {
+                let mut buf = Vec::new();
+                wire::encode(&NodeMessage::Pulse(pulse), &mut buf);
+                frames.push((endpoint, buf));
+            }
+            let step = {
+                let Protocols { hb, cl } = &mut *p;
+                cl.tick(now, hb, random_key(salt))
+            };
+            for (to, msg) in step.sends {
+                if let Some(peer) = p.hb.peers().get(&to) {
+                    let mut buf = Vec::new();
+                    wire::encode(&NodeMessage::Cluster(shell.me, msg), &mut buf);
+                    frames.push((peer.endpoint, buf));
+                }
+            }
+            committed = committed.or(step.committed);
+        }
+        for e in events {
+            match e {
+                HeartbeatEvent::Arrived(n) => {
+                    info!(target: "shoal::cluster", node = %n, "node arrived")
+                }
+                HeartbeatEvent::Departed(n) => {
+                    info!(target: "shoal::cluster", node = %n, "node departed")
+                }
+            }
+        }
+        if let Some(v) = committed {
+            publish(&shell, v);
+        }
+        for (endpoint, frame) in frames {
+            shell.send(endpoint, frame);
+        }
+    }
+}
+
+fn publish(shell: &ClusterShell, v: ClusterView) {
+    info!(target: "shoal::cluster", cluster_key = format!("{:X}", v.key), size = v.succession.len(),
+        principal = ?v.principal().map(|p| p.to_string()), "cluster view committed");
+    *shell.view.lock() = v;
+}
+
+/// A fresh non-zero 48-bit cluster key candidate.
+fn random_key(salt: u64) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(salt);
+    h.write_u128(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    (h.finish() & 0x0000_FFFF_FFFF_FFFF).max(1)
+}
+
+async fn inbound_task(mut stream: TcpStream, shell: Arc<ClusterShell>) {
+    let _ = stream.set_nodelay(true);
+    let mut buf: Vec<u8> = Vec::with_capacity(4096);
+    let mut chunk = [0u8; 4096];
+    loop {
+        // Hand every complete frame to the protocols.
+        loop {
+            match wire::frame_len(&buf) {
+                Ok(Some(n)) if buf.len() >= n => {
+                    let frame: Vec<u8> = buf.drain(..n).collect();
+                    handle_frame(&shell, &frame);
+                }
+                Ok(_) => break,
+                Err(e) => {
+                    warn!(target: "shoal::cluster", "closing heartbeat connection: {e}");
+                    return;
+                }
+            }
+        }
+        match tokio::time::timeout(Duration::from_secs(30), stream.read(&mut chunk)).await {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return,
+            Ok(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+fn handle_frame(shell: &Arc<ClusterShell>, frame: &[u8]) {
+    let msg = match wire::decode(frame) {
+        Ok(m) => m,
+        Err(e) => {
+            warn!(target: "shoal::cluster", "dropping a node message: {e}");
+            return;
+        }
+    };
+    let now = shell.now_ms();
+    let mut replies: Vec<(Endpoint, Vec<u8>)> = Vec::new();
+    let mut committed = None;
+    {
+        let mut p = shell.protocols.lock();
+        match msg {
+            NodeMessage::Pulse(pulse) => {
+                for e in p.hb.receive(now, pulse) {
+                    if let HeartbeatEvent::Arrived(n) = e {
+                        info!(target: "shoal::cluster", node = %n, "node arrived");
+                    }
+                }
+            }
+            NodeMessage::Cluster(from, msg) => {
+                let step = {
+                    let Protocols { hb, cl } = &mut *p;
+                    cl.receive(from, msg, hb)
+                };
+                for (to, m) in step.sends {
+                    if let Some(peer) = p.hb.peers().get(&to) {
+                        let mut buf = Vec::new();
+                        wire::encode(&NodeMessage::Cluster(shell.me, m), &mut buf);
+                        replies.push((peer.endpoint, buf));
+                    }
+                }
+                committed = step.committed;
+            }
+        }
+    }
+    if let Some(v) = committed {
+        publish(shell, v);
+    }
+    for (endpoint, frame) in replies {
+        shell.send(endpoint, frame);
+    }
+}
+
+async fn outbound_task(endpoint: Endpoint, mut rx: mpsc::Receiver<Vec<u8>>) {
+    let stream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(endpoint)).await {
+        Ok(Ok(s)) => s,
+        _ => {
+            // Unreachable for now: drop what is queued; the next pulse tries again.
+            debug!(target: "shoal::cluster", %endpoint, "heartbeat connect failed");
+            return;
+        }
+    };
+    let _ = stream.set_nodelay(true);
+    let mut stream = stream;
+    while let Some(frame) = rx.recv().await {
+        if stream.write_all(&frame).await.is_err() {
+            return;
+        }
+    }
+}

@@ -1,0 +1,138 @@
+//! Real processes find each other from one seed and agree on one membership; a killed node
+//! leaves it; a restarted node comes back. (Data is not distributed yet: this checks the
+//! heartbeat and membership the server runs, see docs/design/cluster.md.)
+
+use shoal_testkit::{free_port, ProcessServer};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+fn info(port: u16, cmd: &str) -> Option<String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let body = format!("{cmd}\n");
+    let mut req = ((2u64 << 56) | (1u64 << 48) | body.len() as u64)
+        .to_be_bytes()
+        .to_vec();
+    req.extend_from_slice(body.as_bytes());
+    s.write_all(&req).ok()?;
+    let mut h = [0u8; 8];
+    s.read_exact(&mut h).ok()?;
+    let mut b = vec![0u8; (u64::from_be_bytes(h) & 0xFFFF_FFFF_FFFF) as usize];
+    s.read_exact(&mut b).ok()?;
+    let text = String::from_utf8_lossy(&b).into_owned();
+    Some(text.trim_end().split_once('\t')?.1.to_string())
+}
+
+fn stat(port: u16, key: &str) -> Option<String> {
+    info(port, "statistics")?
+        .split(';')
+        .find_map(|kv| kv.strip_prefix(&format!("{key}=")).map(str::to_string))
+}
+
+/// Waits until every node reports `size` members and the same cluster key; returns the key.
+fn wait_for_cluster(ports: &[u16], size: usize) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let keys: Vec<Option<String>> = ports.iter().map(|p| stat(*p, "cluster_key")).collect();
+        let sizes: Vec<Option<String>> = ports.iter().map(|p| stat(*p, "cluster_size")).collect();
+        let same_key = keys.iter().all(|k| k.is_some() && *k == keys[0]);
+        if same_key
+            && sizes
+                .iter()
+                .all(|s| s.as_deref() == Some(&size.to_string()))
+        {
+            return keys[0].clone().unwrap_or_default();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no cluster of {size} within 30 s: keys {keys:?} sizes {sizes:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn three_nodes_form_one_cluster_from_one_seed_and_heal_after_a_kill() {
+    let hb: Vec<u16> = (0..3).map(|_| free_port().expect("port")).collect();
+    let hb_s: Vec<String> = hb.iter().map(u16::to_string).collect();
+    let seed = format!("127.0.0.1:{}", hb[0]);
+    let first = ProcessServer::spawn(&["--heartbeat-port", &hb_s[0], "--log-level", "warn"])
+        .expect("node 1");
+    let second = ProcessServer::spawn(&[
+        "--heartbeat-port",
+        &hb_s[1],
+        "--seed",
+        &seed,
+        "--log-level",
+        "warn",
+    ])
+    .expect("node 2");
+    let mut third = ProcessServer::spawn(&[
+        "--heartbeat-port",
+        &hb_s[2],
+        "--seed",
+        &seed,
+        "--log-level",
+        "warn",
+    ])
+    .expect("node 3");
+    let ports = [first.port(), second.port(), third.port()];
+    let key3 = wait_for_cluster(&ports, 3);
+    assert_eq!(
+        info(ports[0], "cluster-stable:size=3"),
+        Some(key3.clone()),
+        "cluster-stable answers the agreed key"
+    );
+    // Node 3 only knew node 1, yet every node hears every other (transitive discovery).
+    for p in ports {
+        assert_eq!(stat(p, "heartbeat_peers").as_deref(), Some("2"));
+    }
+    third.kill();
+    let key2 = wait_for_cluster(&ports[..2], 2);
+    assert_ne!(key2, key3, "a new membership gets a new cluster key");
+    // A fresh heartbeat port: the killed node's one may have been taken meanwhile by another
+    // test on this machine.
+    let hb_again = free_port().expect("port").to_string();
+    let restarted = ProcessServer::spawn(&[
+        "--heartbeat-port",
+        &hb_again,
+        "--seed",
+        &seed,
+        "--log-level",
+        "warn",
+    ])
+    .expect("node 3 again");
+    wait_for_cluster(&[ports[0], ports[1], restarted.port()], 3);
+}
+
+#[test]
+fn a_different_cluster_name_stays_apart() {
+    let hb: Vec<u16> = (0..2).map(|_| free_port().expect("port")).collect();
+    let hb_s: Vec<String> = hb.iter().map(u16::to_string).collect();
+    let seed = format!("127.0.0.1:{}", hb[0]);
+    let a = ProcessServer::spawn(&[
+        "--heartbeat-port",
+        &hb_s[0],
+        "--cluster-name",
+        "a",
+        "--log-level",
+        "warn",
+    ])
+    .expect("a");
+    let b = ProcessServer::spawn(&[
+        "--heartbeat-port",
+        &hb_s[1],
+        "--cluster-name",
+        "b",
+        "--seed",
+        &seed,
+        "--log-level",
+        "warn",
+    ])
+    .expect("b");
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(stat(a.port(), "cluster_size").as_deref(), Some("1"));
+    assert_eq!(stat(b.port(), "cluster_size").as_deref(), Some("1"));
+    assert_ne!(stat(a.port(), "cluster_key"), stat(b.port(), "cluster_key"));
+}
