@@ -321,14 +321,27 @@ fn cold_scan(
         let mut max_seq = 0u64;
         for block in 0..count {
             let offset = DEVICE_HEADER_REGION_BYTES + u64::from(block) * u64::from(block_bytes);
-            dev.read_at(&mut buf, offset)
-                .map_err(|source| StorageError::Io {
-                    device,
-                    op: "cold-start read",
-                    source,
-                })?;
+            let io = |source| StorageError::Io {
+                device,
+                op: "cold-start read",
+                source,
+            };
             stats.blocks_scanned += 1;
-            if let Some(h) = BlockHeader::decode(&buf[..BLOCK_HEADER_BYTES]) {
+            // Read the block header first: a block never written (most of a new or sparse
+            // device) is skipped without reading the whole block.
+            dev.read_at(&mut buf[..BLOCK_HEADER_BYTES], offset)
+                .map_err(io)?;
+            let in_use = BlockHeader::decode(&buf[..BLOCK_HEADER_BYTES])
+                .is_some_and(|h| h.block == block && h.device == device);
+            if in_use {
+                dev.read_at(&mut buf, offset).map_err(io)?;
+            }
+            let header = if in_use {
+                BlockHeader::decode(&buf[..BLOCK_HEADER_BYTES])
+            } else {
+                None
+            };
+            if let Some(h) = header {
                 if h.block == block && h.device == device {
                     stats.blocks_in_use += 1;
                     dev_seqs[block as usize] = h.seq;
