@@ -114,7 +114,7 @@ t_db=$(now)
 wait "$up_pid" || fail "compose up failed"
 wait_until "$READY_LIMIT_S" web_ready || fail "counter not answering within ${READY_LIMIT_S}s"
 t_web=$(now)
-echo "FIGURE up to db ready: $(elapsed "$t0" "$t_db") s (first start: a 1 GB data file is created and scanned)"
+echo "FIGURE up to db ready: $(elapsed "$t0" "$t_db") s (first start: a 1 GB data file is created)"
 echo "FIGURE up to counter answering: $(elapsed "$t0" "$t_web") s"
 
 echo "==> $N requests"
