@@ -17,7 +17,7 @@ use shoal_cluster::wire::{self, NodeMessage};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
@@ -282,16 +282,7 @@ fn publish(shell: &ClusterShell, v: ClusterView) {
 
 /// A fresh non-zero 48-bit cluster key candidate.
 fn random_key(salt: u64) -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(salt);
-    h.write_u128(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0),
-    );
-    (h.finish() & 0x0000_FFFF_FFFF_FFFF).max(1)
+    (crate::random::random_u64(salt) & 0x0000_FFFF_FFFF_FFFF).max(1)
 }
 
 async fn inbound_task(mut stream: TcpStream, shell: Arc<ClusterShell>) {

@@ -14,6 +14,7 @@ mod info;
 mod jobs;
 mod metrics;
 mod node;
+mod random;
 mod service;
 mod state;
 mod storage;

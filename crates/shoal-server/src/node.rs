@@ -288,17 +288,6 @@ fn load_or_create_node_id(data_dir: &Path) -> NodeId {
 }
 
 fn random_node_id() -> NodeId {
-    use std::hash::{BuildHasher, Hasher};
-    // RandomState is seeded from the OS's randomness; mixing in the time and pid makes two
-    // processes started together differ even if that seed repeated.
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0),
-    );
-    h.write_u32(std::process::id());
     // Keep it to 60 bits and non-zero so it prints like Aerospike ids (up to 15 hex digits).
-    NodeId((h.finish() & 0x0FFF_FFFF_FFFF_FFFF) | 1)
+    NodeId((crate::random::random_u64(0) & 0x0FFF_FFFF_FFFF_FFFF) | 1)
 }

@@ -3,25 +3,10 @@
 //! heartbeat and membership the server runs, see docs/design/cluster.md.)
 
 use shoal_testkit::{free_port, ProcessServer};
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 fn info(port: u16, cmd: &str) -> Option<String> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    let body = format!("{cmd}\n");
-    let mut req = ((2u64 << 56) | (1u64 << 48) | body.len() as u64)
-        .to_be_bytes()
-        .to_vec();
-    req.extend_from_slice(body.as_bytes());
-    s.write_all(&req).ok()?;
-    let mut h = [0u8; 8];
-    s.read_exact(&mut h).ok()?;
-    let mut b = vec![0u8; (u64::from_be_bytes(h) & 0xFFFF_FFFF_FFFF) as usize];
-    s.read_exact(&mut b).ok()?;
-    let text = String::from_utf8_lossy(&b).into_owned();
-    Some(text.trim_end().split_once('\t')?.1.to_string())
+    shoal_testkit::info_value(std::net::SocketAddr::from(([127, 0, 0, 1], port)), cmd)
 }
 
 fn stat(port: u16, key: &str) -> Option<String> {

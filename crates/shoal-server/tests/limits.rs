@@ -8,18 +8,7 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 fn info(s: &mut TcpStream, cmd: &str) -> String {
-    let body = format!("{cmd}\n");
-    let mut req = ((2u64 << 56) | (1u64 << 48) | body.len() as u64)
-        .to_be_bytes()
-        .to_vec();
-    req.extend_from_slice(body.as_bytes());
-    s.write_all(&req).expect("send info");
-    let mut h = [0u8; 8];
-    s.read_exact(&mut h).expect("info header");
-    let len = (u64::from_be_bytes(h) & 0xFFFF_FFFF_FFFF) as usize;
-    let mut b = vec![0u8; len];
-    s.read_exact(&mut b).expect("info body");
-    String::from_utf8_lossy(&b).into_owned()
+    shoal_testkit::info_on(s, cmd).expect("info request")
 }
 
 fn connect(server: &TestServer) -> TcpStream {

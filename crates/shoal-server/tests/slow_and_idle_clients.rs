@@ -3,26 +3,16 @@
 //! Neither may slow down or stop anyone else.
 
 use shoal_testkit::TestServer;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 fn info_request(cmd: &str) -> Vec<u8> {
-    let body = format!("{cmd}\n");
-    let mut req = ((2u64 << 56) | (1u64 << 48) | body.len() as u64)
-        .to_be_bytes()
-        .to_vec();
-    req.extend_from_slice(body.as_bytes());
-    req
+    shoal_testkit::info_request(&[cmd])
 }
 
 fn info(s: &mut TcpStream, cmd: &str) -> String {
-    s.write_all(&info_request(cmd)).expect("send");
-    let mut h = [0u8; 8];
-    s.read_exact(&mut h).expect("header");
-    let mut b = vec![0u8; (u64::from_be_bytes(h) & 0xFFFF_FFFF_FFFF) as usize];
-    s.read_exact(&mut b).expect("body");
-    String::from_utf8_lossy(&b).into_owned()
+    shoal_testkit::info_on(s, cmd).expect("info request")
 }
 
 fn connect(server: &TestServer) -> TcpStream {

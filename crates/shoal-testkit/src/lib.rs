@@ -188,3 +188,34 @@ pub fn shoald_path() -> Result<PathBuf> {
         exe.display()
     )
 }
+
+/// Encodes an info request (proto type 1) for `commands`, each terminated by `\n`; an empty
+/// slice gives the empty request.
+pub fn info_request(commands: &[&str]) -> Vec<u8> {
+    let body: String = commands.iter().map(|c| format!("{c}\n")).collect();
+    let mut req = ((2u64 << 56) | (1u64 << 48) | body.len() as u64)
+        .to_be_bytes()
+        .to_vec();
+    req.extend_from_slice(body.as_bytes());
+    req
+}
+
+/// Sends one info command on `stream` and returns the whole reply body (`cmd\tvalue\n`).
+pub fn info_on(stream: &mut std::net::TcpStream, command: &str) -> std::io::Result<String> {
+    use std::io::{Read, Write};
+    let commands: &[&str] = if command.is_empty() { &[] } else { &[command] };
+    stream.write_all(&info_request(commands))?;
+    let mut h = [0u8; 8];
+    stream.read_exact(&mut h)?;
+    let mut body = vec![0u8; (u64::from_be_bytes(h) & 0xFFFF_FFFF_FFFF) as usize];
+    stream.read_exact(&mut body)?;
+    Ok(String::from_utf8_lossy(&body).into_owned())
+}
+
+/// Asks `addr` one info command on a fresh connection and returns just its value.
+pub fn info_value(addr: SocketAddr, command: &str) -> Option<String> {
+    let mut s = TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    let reply = info_on(&mut s, command).ok()?;
+    Some(reply.trim_end().split_once('\t')?.1.to_string())
+}

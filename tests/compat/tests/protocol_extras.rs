@@ -17,21 +17,7 @@ fn info(server: &TestServer, cmd: &str) -> String {
     let mut s = TcpStream::connect(server.addr()).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(10)))
         .expect("timeout");
-    let body = if cmd.is_empty() {
-        String::new()
-    } else {
-        format!("{cmd}\n")
-    };
-    let mut req = ((2u64 << 56) | (1u64 << 48) | body.len() as u64)
-        .to_be_bytes()
-        .to_vec();
-    req.extend_from_slice(body.as_bytes());
-    s.write_all(&req).expect("send");
-    let mut h = [0u8; 8];
-    s.read_exact(&mut h).expect("header");
-    let mut b = vec![0u8; (u64::from_be_bytes(h) & 0xFFFF_FFFF_FFFF) as usize];
-    s.read_exact(&mut b).expect("body");
-    String::from_utf8_lossy(&b).into_owned()
+    shoal_testkit::info_on(&mut s, cmd).expect("info request")
 }
 
 /// Wraps a whole message (proto header included) as a type-4 compressed message.
