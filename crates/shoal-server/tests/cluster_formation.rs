@@ -121,3 +121,28 @@ fn a_different_cluster_name_stays_apart() {
     assert_eq!(stat(b.port(), "cluster_size").as_deref(), Some("1"));
     assert_ne!(stat(a.port(), "cluster_key"), stat(b.port(), "cluster_key"));
 }
+
+#[test]
+fn garbage_on_the_heartbeat_port_is_dropped_and_the_node_keeps_working() {
+    use std::io::{Read, Write};
+    let hb = free_port().expect("port");
+    let node = ProcessServer::spawn(&["--heartbeat-port", &hb.to_string(), "--log-level", "warn"])
+        .expect("node");
+    // A frame length over the limit, then random bytes: the node closes that connection.
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", hb)).expect("connect heartbeat");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    s.write_all(&[0xFF, 0xFF, 0xFF, 0xFF, 1, 2, 3, 4])
+        .expect("send garbage");
+    let mut b = [0u8; 1];
+    assert!(
+        matches!(s.read(&mut b), Ok(0) | Err(_)),
+        "the heartbeat connection must be closed"
+    );
+    // A well-framed but unknown message kind is dropped too, and the node is still a cluster.
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", hb)).expect("connect heartbeat");
+    s.write_all(&[0, 0, 0, 3, 99, 0, 0])
+        .expect("send unknown kind");
+    assert_eq!(stat(node.port(), "cluster_size").as_deref(), Some("1"));
+    assert!(info(node.port(), "cluster-stable").is_some_and(|k| !k.starts_with("ERROR")));
+}
