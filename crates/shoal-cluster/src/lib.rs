@@ -12,4 +12,5 @@
 pub mod balance;
 pub mod heartbeat;
 pub mod membership;
+pub mod partitions;
 pub mod wire;

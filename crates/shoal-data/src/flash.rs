@@ -291,11 +291,13 @@ impl Namespace {
     }
 
     /// The lowest last-update-time a new version of `digest` may have: later than any version
-    /// the index still knows (record, expired or not, or tombstone), so cold start's "newest
-    /// last-update-time wins" picks it. Memory namespaces need no floor.
+    /// the index still knows (record, expired or not, or tombstone), so cold start's and
+    /// replication's "newest last-update-time wins" picks it.
     pub(crate) fn lut_floor(&self, digest: &Digest, old: Option<&Record>) -> u64 {
         let Some(storage) = self.storage() else {
-            return 0;
+            // Later than the version it replaces, so a copy on another node (replication,
+            // migration: newest wins) never prefers the older one because of clock skew.
+            return old.map_or(0, |r| r.lut_ms + 1);
         };
         let tomb = storage
             .tombstones

@@ -16,6 +16,7 @@ pub mod maintenance;
 pub mod msgpack;
 pub mod namespace;
 pub mod record;
+pub mod replica;
 pub mod scan;
 pub mod transaction;
 

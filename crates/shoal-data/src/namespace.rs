@@ -6,7 +6,7 @@
 
 use crate::record::Record;
 use parking_lot::RwLock;
-use shoal_base::constants::{SETS_PER_NAMESPACE_MAX, SET_NAME_LEN_MAX_BYTES};
+use shoal_base::constants::{PARTITIONS, SETS_PER_NAMESPACE_MAX, SET_NAME_LEN_MAX_BYTES};
 use shoal_base::Clock;
 use shoal_index::PartitionedIndex;
 use std::collections::HashMap;
@@ -76,6 +76,9 @@ pub struct NamespaceStats {
     pub scan_basic_complete: AtomicU64,
     pub scan_basic_error: AtomicU64,
     pub nsup_cycles: AtomicU64,
+    /// Record versions received from other nodes (replication, migration) and kept.
+    pub replica_writes_applied: AtomicU64,
+    pub replica_deletes_applied: AtomicU64,
 }
 
 /// One namespace.
@@ -92,6 +95,11 @@ pub struct Namespace {
     pub clock: Arc<dyn Clock>,
     /// Flash storage of a `storage-engine device` namespace (see [`crate::flash`]).
     pub(crate) storage: OnceLock<crate::flash::Storage>,
+    /// Per partition: true while copies are still arriving from other nodes (see
+    /// [`crate::replica`]).
+    pub(crate) immigrating: Box<[AtomicBool]>,
+    /// Deletes applied while their partition immigrates: digest to last-update-time.
+    pub(crate) immigration_tombstones: PartitionedIndex<u64>,
 }
 
 impl Namespace {
@@ -118,7 +126,14 @@ impl Namespace {
             set_ids: RwLock::new(HashMap::new()),
             clock,
             storage: OnceLock::new(),
+            immigrating: (0..PARTITIONS).map(|_| AtomicBool::new(false)).collect(),
+            immigration_tombstones: PartitionedIndex::new(),
         }
+    }
+
+    /// True while partition `pid` of this namespace is still receiving copies from other nodes.
+    pub fn immigrating(&self, pid: shoal_base::PartitionId) -> bool {
+        self.immigrating[pid.index() % PARTITIONS].load(Relaxed)
     }
 
     /// The id of `name`, without creating it. The empty name is "no set" (id 0).
