@@ -109,7 +109,7 @@ pub struct Config {
     pub service_port: u16,
     pub fabric_port: u16,
     pub heartbeat_port: u16,
-    /// HTTP port for /metrics and /health; 0 picks a free port.
+    /// HTTP port for the dashboard, /metrics and /health; 0 picks a free port.
     pub http_port: u16,
     pub cluster_name: Option<String>,
     pub node_id: Option<NodeId>,
@@ -186,7 +186,7 @@ pub struct Flags {
     /// Heartbeat port [default: 3002].
     #[arg(long, env = "SHOAL_HEARTBEAT_PORT")]
     pub heartbeat_port: Option<u16>,
-    /// HTTP port serving Prometheus /metrics, /health/live and /health/ready [default: 9145].
+    /// HTTP port serving the dashboard (/), Prometheus /metrics, /health/live and /health/ready [default: 9145].
     #[arg(long, env = "SHOAL_HTTP_PORT")]
     pub http_port: Option<u16>,
     /// Cluster name reported by `cluster-name`; clients configured with a name check it [default: none].

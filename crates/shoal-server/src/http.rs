@@ -1,4 +1,5 @@
-//! The node's HTTP port: Prometheus `/metrics`, `/health/live`, `/health/ready`.
+//! The node's HTTP port: Prometheus `/metrics`, `/health/live`, `/health/ready`, and the live
+//! dashboard (`/`, `/api/cluster`; see [`crate::dashboard`]).
 //! It only reads shared state; it never changes data.
 
 use crate::state::NodeState;
@@ -15,6 +16,7 @@ pub fn router(state: Arc<NodeState>) -> Router {
         .route("/metrics", get(metrics))
         .route("/health/live", get(live))
         .route("/health/ready", get(ready))
+        .merge(crate::dashboard::routes())
         .with_state(state)
 }
 

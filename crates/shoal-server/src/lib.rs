@@ -8,6 +8,7 @@
 mod cluster;
 pub mod config;
 mod connection;
+mod dashboard;
 mod histogram;
 mod http;
 mod info;

@@ -1,59 +1,9 @@
 //! The HTTP port: /metrics speaks the Prometheus text format with the documented names and
 //! types, and its counters and histograms move with client traffic; /health answers.
 
-use shoal_testkit::TestServer;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use shoal_testkit::{http_get, put_int, TestServer};
+use std::net::TcpStream;
 use std::time::Duration;
-
-fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).expect("connect http");
-    s.set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .expect("send");
-    let mut text = String::new();
-    s.read_to_string(&mut text).expect("read");
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .expect("status code");
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (status, body)
-}
-
-/// A put of `{n: 1}` to test/demo/<key> as the clients encode it.
-fn put(s: &mut TcpStream, key: i64) {
-    let digest = shoal_base::Digest::compute(b"demo", 1, &key.to_be_bytes());
-    let mut body = vec![
-        22u8, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3, 0, 1,
-    ];
-    for (t, data) in [(0u8, &b"test"[..]), (1, b"demo"), (4, &digest.0[..])] {
-        body.extend_from_slice(&((data.len() + 1) as u32).to_be_bytes());
-        body.push(t);
-        body.extend_from_slice(data);
-    }
-    body.extend_from_slice(&(4u32 + 1 + 8).to_be_bytes());
-    body.extend_from_slice(&[2, 1, 0, 1, b'n']);
-    body.extend_from_slice(&1i64.to_be_bytes());
-    let mut req = ((2u64 << 56) | (3u64 << 48) | body.len() as u64)
-        .to_be_bytes()
-        .to_vec();
-    req.extend_from_slice(&body);
-    s.write_all(&req).expect("send put");
-    let mut h = [0u8; 8];
-    s.read_exact(&mut h).expect("reply header");
-    let mut reply = vec![0u8; (u64::from_be_bytes(h) & 0xFFFF_FFFF_FFFF) as usize];
-    s.read_exact(&mut reply).expect("reply");
-    assert_eq!(reply[5], 0, "put result code");
-}
 
 fn value(metrics: &str, series: &str) -> f64 {
     metrics
@@ -94,7 +44,11 @@ fn metrics_have_names_types_and_move_with_traffic() {
     s.set_read_timeout(Some(Duration::from_secs(10)))
         .expect("timeout");
     for k in 0..25 {
-        put(&mut s, k);
+        assert_eq!(
+            put_int(&mut s, "test", "demo", k).expect("put"),
+            0,
+            "put result code"
+        );
     }
     let (_, after) = http_get(server.http_addr(), "/metrics");
     assert_eq!(value(&after, writes), 25.0);

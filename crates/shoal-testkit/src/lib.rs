@@ -219,3 +219,64 @@ pub fn info_value(addr: SocketAddr, command: &str) -> Option<String> {
     let reply = info_on(&mut s, command).ok()?;
     Some(reply.trim_end().split_once('\t')?.1.to_string())
 }
+
+/// One HTTP/1.1 GET of `path` on a fresh connection (`Connection: close`); returns the status
+/// code and the body. Panics on I/O errors: it is for tests.
+pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = TcpStream::connect(addr).expect("connect http");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut text = String::new();
+    s.read_to_string(&mut text).expect("read");
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .expect("status code");
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// Writes `{n: 1}` to `namespace`/`set`/`key` (an integer user key) as the clients encode a
+/// put, and returns the reply's result code.
+pub fn put_int(s: &mut TcpStream, namespace: &str, set: &str, key: i64) -> Result<u8> {
+    use std::io::{Read, Write};
+    let digest = shoal_base::Digest::compute(set.as_bytes(), 1, &key.to_be_bytes());
+    let mut body = vec![
+        22u8, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3, 0, 1,
+    ];
+    for (t, data) in [
+        (0u8, namespace.as_bytes()),
+        (1, set.as_bytes()),
+        (4, &digest.0[..]),
+    ] {
+        body.extend_from_slice(&((data.len() + 1) as u32).to_be_bytes());
+        body.push(t);
+        body.extend_from_slice(data);
+    }
+    body.extend_from_slice(&(4u32 + 1 + 8).to_be_bytes());
+    body.extend_from_slice(&[2, 1, 0, 1, b'n']);
+    body.extend_from_slice(&1i64.to_be_bytes());
+    let mut req = ((2u64 << 56) | (3u64 << 48) | body.len() as u64)
+        .to_be_bytes()
+        .to_vec();
+    req.extend_from_slice(&body);
+    s.write_all(&req)?;
+    let mut h = [0u8; 8];
+    s.read_exact(&mut h)?;
+    let mut reply = vec![0u8; (u64::from_be_bytes(h) & 0xFFFF_FFFF_FFFF) as usize];
+    s.read_exact(&mut reply)?;
+    reply
+        .get(5)
+        .copied()
+        .ok_or_else(|| anyhow!("put reply of {} bytes has no result code", reply.len()))
+}
