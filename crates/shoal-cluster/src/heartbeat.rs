@@ -55,6 +55,10 @@ pub struct Pulse {
     pub from: NodeId,
     pub cluster_name: String,
     pub endpoint: Endpoint,
+    /// Where clients reach the sender (its access address and service port).
+    pub service: Endpoint,
+    /// Where other nodes reach the sender's fabric.
+    pub fabric: Endpoint,
     pub rack: u32,
     /// Peers the sender currently hears, with their endpoints.
     pub peers: Vec<(NodeId, Endpoint)>,
@@ -73,6 +77,8 @@ pub enum HeartbeatEvent {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Peer {
     pub endpoint: Endpoint,
+    pub service: Endpoint,
+    pub fabric: Endpoint,
     pub rack: u32,
     pub last_heard_ms: u64,
     /// Whom the peer hears (from its last pulse).
@@ -94,6 +100,8 @@ struct KnownEndpoint {
 pub struct Heartbeat {
     me: NodeId,
     endpoint: Endpoint,
+    service: Endpoint,
+    fabric: Endpoint,
     rack: u32,
     config: HeartbeatConfig,
     peers: BTreeMap<NodeId, Peer>,
@@ -117,6 +125,8 @@ impl Heartbeat {
         let mut hb = Heartbeat {
             me,
             endpoint,
+            service: endpoint,
+            fabric: endpoint,
             rack,
             config,
             peers: BTreeMap::new(),
@@ -129,6 +139,13 @@ impl Heartbeat {
             hb.tip(s, now_ms);
         }
         hb
+    }
+
+    /// Sets the client and fabric addresses this node announces (default: its heartbeat
+    /// endpoint).
+    pub fn set_addresses(&mut self, service: Endpoint, fabric: Endpoint) {
+        self.service = service;
+        self.fabric = fabric;
     }
 
     /// This node's id.
@@ -222,6 +239,8 @@ impl Heartbeat {
                 from: self.me,
                 cluster_name: self.config.cluster_name.clone(),
                 endpoint: self.endpoint,
+                service: self.service,
+                fabric: self.fabric,
                 rack: self.rack,
                 peers: self.peers.iter().map(|(n, p)| (*n, p.endpoint)).collect(),
                 view: view.clone(),
@@ -260,6 +279,8 @@ impl Heartbeat {
         let hears = pulse.peers.iter().map(|(n, _)| *n).collect();
         let peer = Peer {
             endpoint: pulse.endpoint,
+            service: pulse.service,
+            fabric: pulse.fabric,
             rack: pulse.rack,
             last_heard_ms: now_ms,
             hears,
@@ -286,6 +307,8 @@ mod tests {
             from: NodeId(from),
             cluster_name: String::new(),
             endpoint: ep(port),
+            service: ep(port),
+            fabric: ep(port),
             rack: 0,
             peers: peers.iter().map(|(n, p)| (NodeId(*n), ep(*p))).collect(),
             view: ClusterView::default(),

@@ -10,6 +10,7 @@
 //! Aerospike counterpart: `as/src/fabric/`.
 
 pub mod balance;
+pub mod fabric;
 pub mod heartbeat;
 pub mod membership;
 pub mod partitions;

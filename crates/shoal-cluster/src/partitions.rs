@@ -124,6 +124,11 @@ pub struct Partitions {
     complete_nodes: Vec<BTreeSet<NodeId>>,
     /// Per partition, the sources this node still waits for.
     incoming: Vec<BTreeSet<NodeId>>,
+    /// Per partition with no complete copy anywhere: the node acting as master meanwhile
+    /// (the first holder in the sequence), so reads find the data that exists.
+    acting: Vec<Option<NodeId>>,
+    /// Non-owned partitions already dropped under the current plan.
+    dropped: Bitmap,
     /// Emigrations not yet finished.
     outgoing: BTreeSet<Emigration>,
     /// Bumped whenever the client-visible map may have changed.
@@ -163,6 +168,8 @@ impl Partitions {
             early_notices: Vec::new(),
             complete_nodes: vec![BTreeSet::new(); PARTITIONS],
             incoming: vec![BTreeSet::new(); PARTITIONS],
+            acting: vec![None; PARTITIONS],
+            dropped: Bitmap::default(),
             outgoing: BTreeSet::new(),
             generation: 1,
         }
@@ -210,6 +217,9 @@ impl Partitions {
         self.generation += 1;
         self.reports.clear();
         self.outgoing.clear();
+        self.early_notices.retain(|n| n.0 == key);
+        self.dropped = Bitmap::default();
+        self.acting.iter_mut().for_each(|a| *a = None);
         for s in &mut self.incoming {
             s.clear();
         }
@@ -248,6 +258,11 @@ impl Partitions {
         }
         self.reports.insert(from, report);
         self.try_plan()
+    }
+
+    /// This node's report for the current key.
+    pub fn own_report(&self) -> Option<&Report> {
+        self.reports.get(&self.me)
     }
 
     /// The members whose reports are still missing (to resend ours to).
@@ -303,10 +318,13 @@ impl Partitions {
             let sources: Vec<NodeId> = if let Some(w) = seq.iter().find(|n| c.contains(n)) {
                 vec![*w]
             } else {
-                seq.iter()
+                let holders: Vec<NodeId> = seq
+                    .iter()
                     .copied()
                     .filter(|n| self.reports.get(n).is_some_and(|r| r.holds.get(pid)))
-                    .collect()
+                    .collect();
+                self.acting[usize::from(pid)] = holders.first().copied();
+                holders
             };
             let mut done = c.clone();
             for &t in owners {
@@ -432,7 +450,7 @@ impl Partitions {
             None => 0..PARTITIONS as u16,
         };
         for pid in range {
-            if self.table.replica_index(self.me, pid).is_some() || !self.complete.get(pid) {
+            if self.table.replica_index(self.me, pid).is_some() || self.dropped.get(pid) {
                 continue;
             }
             let first = Emigration { pid, to: NodeId(0) };
@@ -446,6 +464,7 @@ impl Partitions {
             }
             let done = &self.complete_nodes[usize::from(pid)];
             if self.table.owners(pid).all(|o| done.contains(&o)) {
+                self.dropped.set(pid, true);
                 self.complete.set(pid, false);
                 self.complete_nodes[usize::from(pid)].remove(&self.me);
                 out.push(pid);
@@ -459,16 +478,19 @@ impl Partitions {
         self.phase == Phase::Planned && self.complete.get(pid)
     }
 
-    /// The node that executes writes for `pid`: the first complete node of its sequence, or
-    /// the master while no copy is complete. `None` before the first plan.
+    /// The node that executes writes for `pid`: the first complete node of its sequence;
+    /// while no copy is complete, the first node holding records of it, else the master.
+    /// `None` before the first plan.
     pub fn working_master(&self, pid: u16) -> Option<NodeId> {
         if self.phase == Phase::Idle {
             return None;
         }
-        let done = &self.complete_nodes[usize::from(pid) % PARTITIONS];
+        let p = usize::from(pid) % PARTITIONS;
+        let done = &self.complete_nodes[p];
         self.table
             .sequence(pid)
             .find(|n| done.contains(n))
+            .or(self.acting[p])
             .or_else(|| self.table.master(pid))
     }
 

@@ -6,7 +6,8 @@
 //!
 //! ```text
 //! frame    = len:u32 kind:u8 payload            (len counts kind + payload)
-//! pulse    = from:u64 name:str endpoint rack:u32 n:u16 (node:u64 endpoint)*n view
+//! pulse    = from:u64 name:str endpoint service:endpoint fabric:endpoint rack:u32
+//!            n:u16 (node:u64 endpoint)*n view
 //! propose  = from:u64 key:u64 n:u16 node:u64*n
 //! accept   = from:u64 key:u64
 //! commit   = from:u64 key:u64 n:u16 node:u64*n
@@ -65,6 +66,8 @@ pub fn encode(msg: &NodeMessage, out: &mut Vec<u8>) {
             out.extend_from_slice(&(name.len() as u16).to_be_bytes());
             out.extend_from_slice(name);
             put_endpoint(out, p.endpoint);
+            put_endpoint(out, p.service);
+            put_endpoint(out, p.fabric);
             out.extend_from_slice(&p.rack.to_be_bytes());
             let peers = &p.peers[..p.peers.len().min(NODES_MAX)];
             out.extend_from_slice(&(peers.len() as u16).to_be_bytes());
@@ -148,6 +151,8 @@ pub fn decode(frame: &[u8]) -> Result<NodeMessage, WireError> {
                 .map_err(|_| WireError("cluster name is not UTF-8"))?
                 .to_string();
             let endpoint = r.endpoint()?;
+            let service = r.endpoint()?;
+            let fabric = r.endpoint()?;
             let rack = r.u32()?;
             let n = r.count()?;
             let mut peers = Vec::with_capacity(n);
@@ -159,6 +164,8 @@ pub fn decode(frame: &[u8]) -> Result<NodeMessage, WireError> {
                 from,
                 cluster_name,
                 endpoint,
+                service,
+                fabric,
                 rack,
                 peers,
                 view: ClusterView { key, succession },
@@ -279,6 +286,8 @@ mod tests {
                         from: NodeId(from),
                         cluster_name: name,
                         endpoint: ep,
+                        service: ep,
+                        fabric: ep,
                         rack,
                         peers,
                         view: ClusterView { key, succession },

@@ -60,6 +60,25 @@ pub fn sweep(ns: &Namespace) -> SweepReport {
     report
 }
 
+/// Applies a truncation threshold decided elsewhere (another node of the cluster): records of
+/// `set` (or of the namespace) last updated at or before `lut_ms` (citrusleaf ms) are
+/// truncated.
+pub fn truncate_at(ns: &Namespace, set: Option<&str>, lut_ms: u64) -> Result<(), DataError> {
+    let target = match set {
+        Some(name) if !name.is_empty() => {
+            let id = ns
+                .set_id_or_create(name.as_bytes())
+                .ok_or(DataError::Parameter("bad set name"))?;
+            &ns.set_entry(id)
+                .ok_or(DataError::Parameter("bad set name"))?
+                .truncate_lut_ms
+        }
+        _ => &ns.truncate_lut_ms,
+    };
+    target.fetch_max(lut_ms, Relaxed);
+    Ok(())
+}
+
 /// Marks every record of `set` (or of the whole namespace) last updated at or before
 /// `lut_nanos_unix` (default: now) as truncated. Truncated records are invisible at once;
 /// [`sweep`] frees them. Returns the threshold used, in citrusleaf milliseconds.

@@ -3,19 +3,21 @@
 //! resolution (`host:port` or `dns:name[:port]`, every address, re-resolved), and a 10 ms
 //! timer that feeds real time and fresh random keys to `Heartbeat` and `Clustering`.
 //!
-//! Today it forms and maintains the membership (visible in `statistics`, `cluster-stable`,
-//! the log and `/metrics`); partition ownership, migration and replication are the next steps
-//! (docs/design/cluster.md), so clients still see a single node (`peers-*` stay empty) and
-//! data stays where it is written. It never holds its lock across an `.await`.
+//! Every committed view is published on a watch channel; `ownership` turns it into partition
+//! ownership, migrations and replication. Pulses also carry each node's client (service) and
+//! fabric addresses, which `peers-clear-std` and the fabric use. It never holds its lock
+//! across an `.await`.
 
 use crate::config::Config;
 use parking_lot::Mutex;
 use shoal_base::NodeId;
+use shoal_cluster::balance::Member;
 use shoal_cluster::heartbeat::{Endpoint, Heartbeat, HeartbeatConfig, HeartbeatEvent};
 use shoal_cluster::membership::{ClusterView, Clustering, ClusteringConfig};
 use shoal_cluster::wire::{self, NodeMessage};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -44,12 +46,78 @@ pub struct ClusterShell {
     view: Mutex<ClusterView>,
     outbound: Mutex<HashMap<Endpoint, mpsc::Sender<Vec<u8>>>>,
     clock_origin: Instant,
+    views: watch::Sender<ClusterView>,
+    /// Bumped whenever the peer list clients see may have changed.
+    peers_generation: AtomicU64,
+    rack: u32,
+}
+
+/// What clients and other nodes need to know of a member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerInfo {
+    pub node: NodeId,
+    pub service: Endpoint,
+    pub fabric: Endpoint,
 }
 
 impl ClusterShell {
     /// The committed view (key 0 until the first membership is agreed).
     pub fn view(&self) -> ClusterView {
         self.view.lock().clone()
+    }
+
+    /// Every committed view, as it is committed.
+    pub fn subscribe(&self) -> watch::Receiver<ClusterView> {
+        self.views.subscribe()
+    }
+
+    /// `peers-generation`: changes whenever the member list does.
+    pub fn peers_generation(&self) -> u64 {
+        self.peers_generation.load(Relaxed)
+    }
+
+    /// The members of `view` with their racks, for partition balance (a member not heard
+    /// from counts as rack 0; every member hears every other, so this is rare and brief).
+    pub fn members(&self, view: &ClusterView) -> Vec<Member> {
+        let p = self.protocols.lock();
+        view.succession
+            .iter()
+            .map(|&node| Member {
+                node,
+                rack: if node == self.me {
+                    self.rack
+                } else {
+                    p.hb.peers().get(&node).map_or(0, |peer| peer.rack)
+                },
+            })
+            .collect()
+    }
+
+    /// The other members of the committed view with their addresses.
+    pub fn peers(&self) -> Vec<PeerInfo> {
+        let view = self.view();
+        let p = self.protocols.lock();
+        view.succession
+            .iter()
+            .filter(|n| **n != self.me)
+            .filter_map(|n| {
+                p.hb.peers().get(n).map(|peer| PeerInfo {
+                    node: *n,
+                    service: peer.service,
+                    fabric: peer.fabric,
+                })
+            })
+            .collect()
+    }
+
+    /// The fabric address of a live peer.
+    pub fn fabric_address(&self, node: NodeId) -> Option<Endpoint> {
+        self.protocols
+            .lock()
+            .hb
+            .peers()
+            .get(&node)
+            .map(|p| p.fabric)
     }
 
     /// Live heartbeat peers.
@@ -94,27 +162,52 @@ impl ClusterShell {
     }
 }
 
-/// Binds the heartbeat port and returns the shell; [`run`] drives it.
-pub async fn bind(config: &Config, me: NodeId) -> anyhow::Result<(TcpListener, Arc<ClusterShell>)> {
+/// Binds the heartbeat port and returns the shell; [`run`] drives it. `service_port` and
+/// `fabric_port` are the ports actually bound (announced to peers).
+pub async fn bind(
+    config: &Config,
+    me: NodeId,
+    service_port: u16,
+    fabric_port: u16,
+) -> anyhow::Result<(TcpListener, Arc<ClusterShell>)> {
     let addr = SocketAddr::new(config.address, config.heartbeat_port);
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|e| anyhow::anyhow!("binding the heartbeat port {addr}: {e}"))?;
     let local = listener.local_addr()?;
     let endpoint = advertised_endpoint(config.address, local.port(), &config.seeds).await;
+    let fabric = SocketAddr::new(endpoint.ip(), fabric_port);
+    let service_ip = match &config.access_address {
+        Some(a) => match a.parse::<IpAddr>() {
+            Ok(ip) => ip,
+            Err(_) => tokio::net::lookup_host((a.as_str(), service_port))
+                .await
+                .ok()
+                .and_then(|mut it| it.next())
+                .map(|s| s.ip())
+                .ok_or_else(|| anyhow::anyhow!("access-address {a:?} does not resolve"))?,
+        },
+        None => endpoint.ip(),
+    };
+    let service = SocketAddr::new(service_ip, service_port);
     let hb_config = HeartbeatConfig {
         cluster_name: config.cluster_name.clone().unwrap_or_default(),
         ..HeartbeatConfig::default()
     };
+    let mut hb = Heartbeat::new(me, endpoint, config.rack_id, hb_config, [], 0);
+    hb.set_addresses(service, fabric);
     let shell = Arc::new(ClusterShell {
         me,
         protocols: Mutex::new(Protocols {
-            hb: Heartbeat::new(me, endpoint, 0, hb_config, [], 0),
+            hb,
             cl: Clustering::new(me, ClusteringConfig::default()),
         }),
         view: Mutex::new(ClusterView::default()),
         outbound: Mutex::new(HashMap::new()),
         clock_origin: Instant::now(),
+        views: watch::channel(ClusterView::default()).0,
+        peers_generation: AtomicU64::new(1),
+        rack: config.rack_id,
     });
     // Form this node's own cluster right away, so `statistics` and `cluster-stable` answer from
     // the first request; peers merge into it as the heartbeat finds them.
@@ -124,9 +217,9 @@ pub async fn bind(config: &Config, me: NodeId) -> anyhow::Result<(TcpListener, A
         cl.tick(0, hb, random_key(0))
     };
     if let Some(v) = step.committed {
-        *shell.view.lock() = v;
+        publish(&shell, v);
     }
-    info!(target: "shoal::cluster", %endpoint, seeds = ?config.seeds, "heartbeat listening");
+    info!(target: "shoal::cluster", %endpoint, %service, %fabric, seeds = ?config.seeds, "heartbeat listening");
     Ok((listener, shell))
 }
 
@@ -277,7 +370,9 @@ pub async fn run(
 fn publish(shell: &ClusterShell, v: ClusterView) {
     info!(target: "shoal::cluster", cluster_key = format!("{:X}", v.key), size = v.succession.len(),
         principal = ?v.principal().map(|p| p.to_string()), "cluster view committed");
-    *shell.view.lock() = v;
+    *shell.view.lock() = v.clone();
+    shell.peers_generation.fetch_add(1, Relaxed);
+    shell.views.send_replace(v);
 }
 
 /// A fresh non-zero 48-bit cluster key candidate.

@@ -118,6 +118,13 @@ pub struct Config {
     pub log_level: String,
     pub max_client_connections: usize,
     pub client_idle_timeout_s: u64,
+    /// Address clients are told to use for this node (`peers-clear-std`); default: the
+    /// address the node reaches its peers from.
+    pub access_address: Option<String>,
+    /// Rack of this node: copies of a partition go to distinct racks when there are enough.
+    pub rack_id: u32,
+    /// Partitions this node sends to other nodes at once during migrations.
+    pub migrate_threads: usize,
     pub namespaces: Vec<NamespaceConfig>,
 }
 
@@ -136,6 +143,9 @@ impl Default for Config {
             log_level: "info".to_string(),
             max_client_connections: constants::CLIENT_CONNECTIONS_MAX_DEFAULT,
             client_idle_timeout_s: constants::CLIENT_IDLE_TIMEOUT_DEFAULT_S,
+            access_address: None,
+            rack_id: 0,
+            migrate_threads: 2,
             namespaces: vec![NamespaceConfig::default_named("test")],
         }
     }
@@ -210,6 +220,17 @@ pub struct Flags {
     /// Seconds a client connection may stay idle before the server closes it [default: 60].
     #[arg(long, env = "SHOAL_CLIENT_IDLE_TIMEOUT")]
     pub client_idle_timeout: Option<u64>,
+    /// Address (IP or DNS name) clients should use to reach this node, e.g. behind NAT or
+    /// port mapping; it is what `peers-clear-std` and `service-clear-std` list [default: the
+    /// address peers reach this node at].
+    #[arg(long, env = "SHOAL_ACCESS_ADDRESS")]
+    pub access_address: Option<String>,
+    /// Rack id of this node; the copies of each partition go to distinct racks when possible [default: 0].
+    #[arg(long, env = "SHOAL_RACK_ID")]
+    pub rack_id: Option<u32>,
+    /// Partitions sent to other nodes at once during migrations [default: 2].
+    #[arg(long, env = "SHOAL_MIGRATE_THREADS")]
+    pub migrate_threads: Option<usize>,
     #[arg(long = "namespace", env = "SHOAL_NAMESPACE", value_delimiter = ';', help = NAMESPACE_HELP)]
     pub namespaces: Vec<String>,
 }
@@ -231,6 +252,9 @@ struct FileConfig {
     log_level: Option<String>,
     max_client_connections: Option<usize>,
     client_idle_timeout: Option<u64>,
+    access_address: Option<String>,
+    rack_id: Option<u32>,
+    migrate_threads: Option<usize>,
     #[serde(default)]
     namespace: Vec<toml::Table>,
 }
@@ -316,6 +340,16 @@ impl Config {
                 .client_idle_timeout
                 .or(file.client_idle_timeout)
                 .unwrap_or(d.client_idle_timeout_s),
+            access_address: flags
+                .access_address
+                .or(file.access_address)
+                .filter(|s| !s.is_empty()),
+            rack_id: flags.rack_id.or(file.rack_id).unwrap_or(d.rack_id),
+            migrate_threads: flags
+                .migrate_threads
+                .or(file.migrate_threads)
+                .unwrap_or(d.migrate_threads)
+                .clamp(1, 64),
             namespaces,
         };
         config.validate()?;

@@ -129,7 +129,7 @@ pub enum Flow {
 }
 
 async fn dispatch<W: tokio::io::AsyncWrite + Unpin>(
-    state: &NodeState,
+    state: &Arc<NodeState>,
     message_type: MessageType,
     body: &[u8],
     local: Option<SocketAddr>,

@@ -34,11 +34,25 @@ async fn live() -> impl IntoResponse {
     (StatusCode::OK, "live\n")
 }
 
-/// Ready means: serving every partition of every namespace. A single node is ready as soon as
-/// it listens; a clustered node will also require a stable cluster.
+/// Ready means: in a committed cluster whose partitions every namespace has planned, with
+/// every owner holding its partitions complete (no migrations left).
 async fn ready(State(state): State<Arc<NodeState>>) -> impl IntoResponse {
+    let view = state.cluster.view();
     if state.db.namespaces().is_empty() {
         (StatusCode::SERVICE_UNAVAILABLE, "no namespaces\n")
+    } else if view.key == 0
+        || state
+            .ownership
+            .namespaces
+            .iter()
+            .any(|o| o.routes().key != view.key)
+    {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "partition map not agreed yet\n",
+        )
+    } else if !state.ownership.settled() {
+        (StatusCode::SERVICE_UNAVAILABLE, "migrations in progress\n")
     } else {
         (StatusCode::OK, "ready\n")
     }

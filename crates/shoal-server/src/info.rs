@@ -73,12 +73,24 @@ fn answer(state: &NodeState, line: &str, local: Option<SocketAddr>) -> String {
             .clone()
             .unwrap_or_else(|| "null".to_string()),
         "partition-generation" => state.partition_generation.load(Relaxed).to_string(),
-        "peers-generation" | "rebalance-generation" => "1".to_string(),
-        "peers-clear-std" | "peers-clear-alt" | "peers-tls-std" | "peers-tls-alt"
-        | "alumni-clear-std" | "alumni-tls-std" => {
-            format!("1,{},[]", state.config.service_port_reported(local))
+        "peers-generation" => state.cluster.peers_generation().to_string(),
+        "rebalance-generation" => state.partition_generation.load(Relaxed).to_string(),
+        "peers-clear-std" | "peers-clear-alt" => peers_clear(state, local),
+        "peers-tls-std" | "peers-tls-alt" | "alumni-clear-std" | "alumni-tls-std" => {
+            format!(
+                "{},{},[]",
+                state.cluster.peers_generation(),
+                state.config.service_port_reported(local)
+            )
         }
-        "services" | "services-alumni" | "services-alternate" => String::new(),
+        "services" | "services-alternate" => state
+            .cluster
+            .peers()
+            .iter()
+            .map(|p| host_port(p.service))
+            .collect::<Vec<_>>()
+            .join(";"),
+        "services-alumni" => String::new(),
         "service" | "service-clear-std" | "service-clear-alt" => service_address(state, local),
         "service-tls-std" | "service-tls-alt" => String::new(),
         "partitions" => PARTITIONS.to_string(),
@@ -140,48 +152,92 @@ fn service_address(state: &NodeState, local: Option<SocketAddr>) -> String {
     }
 }
 
-/// A 4096-bit bitmap with every partition set: this node owns all of them.
-fn all_partitions_b64() -> String {
-    base64::engine::general_purpose::STANDARD.encode([0xFFu8; PARTITIONS / 8])
+fn host_port(a: SocketAddr) -> String {
+    match a {
+        SocketAddr::V4(v4) => format!("{}:{}", v4.ip(), v4.port()),
+        SocketAddr::V6(v6) => format!("[{}]:{}", v6.ip(), v6.port()),
+    }
 }
 
-fn no_partitions_b64() -> String {
-    base64::engine::general_purpose::STANDARD.encode([0u8; PARTITIONS / 8])
+/// `gen,default-port,[[node-id,,[addr:port]],...]`: every other member and the address
+/// clients should use for it (self is not listed).
+fn peers_clear(state: &NodeState, local: Option<SocketAddr>) -> String {
+    let port = state.config.service_port_reported(local);
+    let peers: Vec<String> = state
+        .cluster
+        .peers()
+        .iter()
+        .map(|p| {
+            let addr = if p.service.port() == port {
+                match p.service.ip() {
+                    std::net::IpAddr::V4(v4) => v4.to_string(),
+                    std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+                }
+            } else {
+                host_port(p.service)
+            };
+            format!("[{},,[{addr}]]", p.node)
+        })
+        .collect();
+    format!(
+        "{},{},[{}]",
+        state.cluster.peers_generation(),
+        port,
+        peers.join(",")
+    )
 }
 
-/// `ns:regime,N,bitmap...` per namespace. A single node is master of every partition and
-/// holds no replica copies, so columns after the first are empty.
+/// The client-visible maps of this node for namespace `own`: one bitmap per replica column.
+fn column_bitmaps(
+    state: &NodeState,
+    own: &crate::ownership::NsOwnership,
+) -> Vec<[u8; PARTITIONS / 8]> {
+    let routes = own.routes();
+    let n = routes.replicas.max(1);
+    let mut maps = vec![[0u8; PARTITIONS / 8]; n];
+    for (pid, cols) in routes.columns.iter().enumerate() {
+        for (c, node) in cols.iter().enumerate().take(n) {
+            if *node == state.node_id {
+                maps[c][pid >> 3] |= 0x80 >> (pid & 7);
+            }
+        }
+    }
+    maps
+}
+
+/// `ns:regime,N,bitmap...` per namespace: column 0 marks the partitions this node is
+/// (working) master of, column i the ones it holds as replica i. Regime 0 = AP.
 fn replicas(state: &NodeState, with_regime: bool) -> String {
-    let all = all_partitions_b64();
-    let none = no_partitions_b64();
+    let b64 = &base64::engine::general_purpose::STANDARD;
     let mut out = String::new();
-    for (i, ns) in state.db.namespaces().iter().enumerate() {
+    for (i, own) in state.ownership.namespaces.iter().enumerate() {
         if i > 0 {
             out.push(';');
         }
-        // A one-node cluster holds one copy whatever the replication factor; `max=` only
-        // caps the column count, which is already the minimum of 1.
-        let n = 1u32;
-        let _ = write!(out, "{}:", ns.name);
+        let maps = column_bitmaps(state, own);
+        let _ = write!(out, "{}:", own.ns.name);
         if with_regime {
             out.push_str("0,");
         }
-        let _ = write!(out, "{n}");
-        for col in 0..n {
+        let _ = write!(out, "{}", maps.len());
+        for m in &maps {
             out.push(',');
-            out.push_str(if col == 0 { &all } else { &none });
+            out.push_str(&b64.encode(m));
         }
     }
     out
 }
 
 fn replicas_master(state: &NodeState) -> String {
-    let all = all_partitions_b64();
+    let b64 = &base64::engine::general_purpose::STANDARD;
     state
-        .db
-        .namespaces()
+        .ownership
+        .namespaces
         .iter()
-        .map(|ns| format!("{}:{all}", ns.name))
+        .map(|own| {
+            let maps = column_bitmaps(state, own);
+            format!("{}:{}", own.ns.name, b64.encode(maps[0]))
+        })
         .collect::<Vec<_>>()
         .join(";")
 }
@@ -241,9 +297,18 @@ fn namespace_info(state: &NodeState, cmd: &Command<'_>) -> String {
     let device = crate::storage::summary_for(state, ns);
     let tombstones = device.as_ref().map_or(0, |d| d.tombstones);
     let stop_writes = ns.at_stop_writes() || device.as_ref().is_some_and(|d| d.stop_writes);
+    let routes = state
+        .ownership
+        .of(&ns.name)
+        .map(|o| o.routes())
+        .unwrap_or_else(|| std::sync::Arc::new(crate::ownership::Routes::default()));
+    let cluster_size = state.cluster.view().succession.len().max(1);
     let mut pairs: Vec<(String, String)> = vec![
-        ("ns_cluster_size".into(), "1".into()),
-        ("effective_replication_factor".into(), "1".into()),
+        ("ns_cluster_size".into(), cluster_size.to_string()),
+        (
+            "effective_replication_factor".into(),
+            routes.replicas.max(1).to_string(),
+        ),
         ("objects".into(), st.objects.load(Relaxed).to_string()),
         ("tombstones".into(), tombstones.to_string()),
         (
@@ -259,9 +324,42 @@ fn namespace_info(state: &NodeState, cmd: &Command<'_>) -> String {
             (used.saturating_mul(100) / size.max(1)).to_string(),
         ),
         ("stop_writes".into(), stop_writes.to_string()),
-        ("migrate_tx_partitions_remaining".into(), "0".into()),
-        ("migrate_rx_partitions_remaining".into(), "0".into()),
-        ("migrate_partitions_remaining".into(), "0".into()),
+        (
+            "client_proxy_complete".into(),
+            state
+                .ownership
+                .of(&ns.name)
+                .map_or(0, |o| o.proxied_requests.load(Relaxed))
+                .to_string(),
+        ),
+        (
+            "migrate_records_transmitted".into(),
+            state
+                .ownership
+                .of(&ns.name)
+                .map_or(0, |o| o.migrate_records_sent.load(Relaxed))
+                .to_string(),
+        ),
+        (
+            "migrate_records_received".into(),
+            state
+                .ownership
+                .of(&ns.name)
+                .map_or(0, |o| o.migrate_records_received.load(Relaxed))
+                .to_string(),
+        ),
+        (
+            "migrate_tx_partitions_remaining".into(),
+            routes.tx_remaining.to_string(),
+        ),
+        (
+            "migrate_rx_partitions_remaining".into(),
+            routes.rx_remaining.to_string(),
+        ),
+        (
+            "migrate_partitions_remaining".into(),
+            (routes.tx_remaining + routes.rx_remaining).to_string(),
+        ),
         (
             "expired_objects".into(),
             st.expired_objects.load(Relaxed).to_string(),
@@ -523,7 +621,10 @@ fn statistics(state: &NodeState) -> String {
             "compressed_requests",
             st.compressed_requests.load(Relaxed).to_string(),
         ),
-        ("migrate_partitions_remaining", "0".to_string()),
+        ("migrate_partitions_remaining", {
+            let (rx, tx) = state.ownership.migrations_remaining();
+            (rx + tx).to_string()
+        }),
     ];
     join_pairs(pairs.iter().map(|(k, v)| (*k, v.as_str())))
 }
@@ -544,10 +645,27 @@ fn cluster_stable(state: &NodeState, cmd: &Command<'_>) -> String {
             return "ERROR::cluster-size-mismatch".to_string();
         }
     }
+    let ignore_migrations = cmd
+        .param("ignore-migrations")
+        .is_some_and(|v| v == "true" || v == "yes");
     if let Some(ns) = cmd.param("namespace") {
-        if find_ns(state, ns).is_none() {
+        let Some(own) = state.ownership.of(ns) else {
             return "ERROR::unknown-namespace".to_string();
+        };
+        if !ignore_migrations && !own.routes().settled {
+            return "ERROR::unstable-cluster".to_string();
         }
+    } else if !ignore_migrations && !state.ownership.settled() {
+        return "ERROR::unstable-cluster".to_string();
+    }
+    // Every namespace must have planned the committed view.
+    if state
+        .ownership
+        .namespaces
+        .iter()
+        .any(|o| o.routes().key != view.key)
+    {
+        return "ERROR::unstable-cluster".to_string();
     }
     cluster_key(state)
 }
@@ -713,6 +831,10 @@ fn truncate(state: &NodeState, cmd: &Command<'_>, whole_namespace: bool) -> Stri
                     tracing::warn!(target: "shoal::truncate", namespace = ns_name, "cannot persist the truncation: {e}");
                     return "ERROR:1:cannot persist the truncation; see the node log".to_string();
                 }
+            }
+            // Every member applies the same threshold (Aerospike keeps it in system metadata).
+            if let (Some(st), Ok(_)) = (state.arc(), tokio::runtime::Handle::try_current()) {
+                crate::ownership::broadcast_truncate(&st, ns_name, set, threshold);
             }
             // Truncated records are already invisible; free their memory in the background.
             if let (Some(ns), Ok(rt)) = (

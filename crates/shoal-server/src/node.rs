@@ -110,6 +110,7 @@ struct Bound {
     listener: TcpListener,
     http: TcpListener,
     heartbeat: TcpListener,
+    fabric: TcpListener,
     state: Arc<NodeState>,
 }
 
@@ -146,12 +147,25 @@ async fn bind(config: Config) -> Result<Bound> {
         Some(id) => id,
         None => load_or_create_node_id(&config.data_dir),
     };
-    let (heartbeat, cluster) = crate::cluster::bind(&config, node_id).await?;
+    let fabric_listener =
+        crate::fabric::bind(SocketAddr::new(config.address, config.fabric_port)).await?;
     let local = listener.local_addr()?;
+    let (heartbeat, cluster) = crate::cluster::bind(
+        &config,
+        node_id,
+        local.port(),
+        fabric_listener.local_addr()?.port(),
+    )
+    .await?;
     info!(target: "shoal::node", node_id = %node_id, address = %local, http = %http.local_addr()?,
         namespaces = ?config.namespaces.iter().map(|n| n.name.as_str()).collect::<Vec<_>>(),
         "node listening");
-    let state = Arc::new(NodeState {
+    let fabric = crate::fabric::Fabric::new(node_id, cluster.clone());
+    let ownership = crate::ownership::Ownership::new(node_id, db.namespaces());
+    let state = Arc::new_cyclic(|me| NodeState {
+        fabric,
+        ownership,
+        self_ref: me.clone(),
         max_client_connections: AtomicUsize::new(config.max_client_connections),
         client_idle_timeout_s: AtomicU64::new(config.client_idle_timeout_s),
         config,
@@ -164,10 +178,12 @@ async fn bind(config: Config) -> Result<Bound> {
         latencies: Default::default(),
         cluster,
     });
+    crate::ownership::begin_initial(&state);
     Ok(Bound {
         listener,
         http,
         heartbeat,
+        fabric: fabric_listener,
         state,
     })
 }
@@ -177,8 +193,11 @@ async fn serve(bound: Bound, mut shutdown: watch::Receiver<bool>) {
         listener,
         http,
         heartbeat,
+        fabric,
         state,
     } = bound;
+    tokio::spawn(crate::fabric::run(fabric, state.clone(), shutdown.clone()));
+    tokio::spawn(crate::ownership::run(state.clone(), shutdown.clone()));
     tokio::spawn(crate::cluster::run(
         heartbeat,
         state.cluster.clone(),

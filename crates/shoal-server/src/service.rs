@@ -1,11 +1,17 @@
 //! Dispatch of as_msg requests: batch (info1 BATCH), scan/query (no DIGEST field), or a
 //! single-record command; streaming of multi-record replies in bounded groups ending with a
-//! LAST record. Aerospike counterpart: `as/src/base/thr_tsvc.c`, `batch.c`, `query/query.c`.
+//! LAST record. In a cluster, a single-record command for a partition this node does not
+//! serve is proxied to its working master, a write is replicated to the other owners before
+//! it is answered, and scans mark partitions this node does not hold complete as unavailable.
+//! Aerospike counterpart: `as/src/base/thr_tsvc.c`, `batch.c`, `query/query.c`, `proxy.c`.
 
+use crate::ownership::{NsOwnership, Routes};
 use crate::state::NodeState;
 use crate::state::OpKind;
 use shoal_base::constants::{BATCH_ROWS_MAX, PARTITIONS, STREAM_FLUSH_BYTES};
+use shoal_base::NodeId;
 use shoal_base::{Digest, PartitionId};
+use shoal_cluster::fabric::FabricMessage;
 use shoal_data::expression::Filter;
 use shoal_data::scan::{scan_chunk, BinSelection, ScanSpec, SetFilter};
 use shoal_data::transaction::{execute, write_error, Kind, RecordRequest};
@@ -15,16 +21,41 @@ use shoal_proto::msg::{info1, info2, info3, op, Fields, Msg, MsgHeader, MsgWrite
 use shoal_proto::{DecodeError, ResultCode};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
+use std::time::Duration;
 use std::time::Instant;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tracing::debug;
 
-/// Handles one as_msg body and writes the whole reply.
+/// How long a proxied request may wait for the working master.
+const PROXY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Handles one as_msg body from a client and writes the whole reply.
 pub async fn handle<W: AsyncWrite + Unpin>(
-    state: &NodeState,
+    state: &Arc<NodeState>,
     body: &[u8],
     out: &mut MsgWriter,
     wr: &mut W,
+) -> std::io::Result<()> {
+    handle_inner(state, body, out, wr, false).await
+}
+
+/// Handles a client message another node proxied here: executed locally or refused with
+/// PARTITION_UNAVAILABLE, never proxied again.
+pub async fn handle_proxied<W: AsyncWrite + Unpin>(
+    state: &Arc<NodeState>,
+    body: &[u8],
+    out: &mut MsgWriter,
+    wr: &mut W,
+) -> std::io::Result<()> {
+    handle_inner(state, body, out, wr, true).await
+}
+
+async fn handle_inner<W: AsyncWrite + Unpin>(
+    state: &Arc<NodeState>,
+    body: &[u8],
+    out: &mut MsgWriter,
+    wr: &mut W,
+    proxied: bool,
 ) -> std::io::Result<()> {
     let msg = match Msg::decode(body) {
         Ok(m) => m,
@@ -45,16 +76,119 @@ pub async fn handle<W: AsyncWrite + Unpin>(
         state.latency(OpKind::Scan).record(started.elapsed());
         r
     } else {
-        let kind = single(state, &msg, out);
+        let (kind, proxy_reply) = single(state, &msg, body, out, proxied).await;
         // Timed before the socket write, like Aerospike's own transaction histograms.
         state.latency(kind).record(started.elapsed());
-        wr.write_all(out.bytes()).await
+        match proxy_reply {
+            Some(bytes) => wr.write_all(&bytes).await,
+            None => wr.write_all(out.bytes()).await,
+        }
     }
 }
 
-fn single(state: &NodeState, msg: &Msg<'_>, out: &mut MsgWriter) -> OpKind {
-    out.open_frame();
+/// The ownership of `ns` (same order as the database's namespaces).
+fn ownership_of<'s>(state: &'s NodeState, ns: &Arc<Namespace>) -> Option<&'s NsOwnership> {
+    state
+        .ownership
+        .namespaces
+        .iter()
+        .find(|o| Arc::ptr_eq(&o.ns, ns))
+}
+
+/// Where a record command for `pid` runs.
+enum Route {
+    Local,
+    Proxy(NodeId),
+    Unavailable,
+}
+
+fn route(
+    state: &NodeState,
+    routes: &Routes,
+    pid: PartitionId,
+    write: bool,
+    proxied: bool,
+) -> Route {
+    if routes.alone {
+        return Route::Local;
+    }
+    match routes.master(pid) {
+        Some(m) if m == state.node_id => Route::Local,
+        // A replica holding a complete copy serves reads (the client's replica policy).
+        _ if !write && routes.complete.get(pid.0) => Route::Local,
+        Some(m) if !proxied => Route::Proxy(m),
+        _ => Route::Unavailable,
+    }
+}
+
+/// Runs a single-record command; returns its kind and, when it was proxied, the reply frame
+/// the working master sent (otherwise the reply is in `out`).
+async fn single(
+    state: &Arc<NodeState>,
+    msg: &Msg<'_>,
+    body: &[u8],
+    out: &mut MsgWriter,
+    proxied: bool,
+) -> (OpKind, Option<Vec<u8>>) {
     let mut kind = OpKind::Read;
+    let req = record_request(
+        msg.fields.digest,
+        msg.header.info1,
+        msg.header.info2,
+        msg.header.info3,
+        msg.header.generation,
+        msg.header.record_ttl,
+        &msg.fields,
+        msg.ops,
+        None,
+    );
+    let target = match (&req, namespace(state, msg.fields.namespace)) {
+        (Ok(req), Ok(ns)) => ownership_of(state, ns).map(|own| (req, ns, own)),
+        _ => None,
+    };
+    if let Some((req, ns, own)) = target {
+        let write = req.info2 & info2::WRITE != 0;
+        let routes = own.routes();
+        match route(state, &routes, req.digest.partition(), write, proxied) {
+            Route::Local => {
+                out.open_frame();
+                kind = op_kind(req);
+                let code = execute(ns, req, out, 0);
+                out.close_frame();
+                if write && code == ResultCode::Ok && !routes.alone {
+                    if let Err(code) =
+                        crate::ownership::replicate(state, own, &routes, &req.digest).await
+                    {
+                        // Applied here but not confirmed by every owner: the client must not
+                        // count it as acknowledged (it may or may not survive).
+                        out.clear();
+                        out.simple_reply(code.code(), 0, 0);
+                    }
+                }
+                return (kind, None);
+            }
+            Route::Proxy(to) => {
+                own.proxied_requests.fetch_add(1, Relaxed);
+                let msg = FabricMessage::Proxy {
+                    body: body.to_vec(),
+                };
+                let code = match state.fabric.request(to, &msg, PROXY_TIMEOUT).await {
+                    Ok(FabricMessage::Reply { bytes }) => return (op_kind(req), Some(bytes)),
+                    Ok(_) => ResultCode::ServerError,
+                    Err(_) => ResultCode::Timeout,
+                };
+                out.clear();
+                out.simple_reply(code.code(), 0, 0);
+                return (op_kind(req), None);
+            }
+            Route::Unavailable => {
+                out.clear();
+                out.simple_reply(ResultCode::PartitionUnavailable.code(), 0, 0);
+                return (op_kind(req), None);
+            }
+        }
+    }
+    out.open_frame();
     match record_request(
         msg.fields.digest,
         msg.header.info1,
@@ -68,12 +202,7 @@ fn single(state: &NodeState, msg: &Msg<'_>, out: &mut MsgWriter) -> OpKind {
     ) {
         Ok(req) => match namespace(state, msg.fields.namespace) {
             Ok(ns) => {
-                kind = match req.kind() {
-                    Some(Kind::Write) => OpKind::Write,
-                    Some(Kind::Delete) => OpKind::Delete,
-                    Some(Kind::Udf) => OpKind::Udf,
-                    Some(Kind::Read) | None => OpKind::Read,
-                };
+                kind = op_kind(&req);
                 execute(ns, &req, out, 0);
             }
             Err(e) => write_error(out, &e, 0),
@@ -81,7 +210,16 @@ fn single(state: &NodeState, msg: &Msg<'_>, out: &mut MsgWriter) -> OpKind {
         Err(e) => write_error(out, &e, 0),
     }
     out.close_frame();
-    kind
+    (kind, None)
+}
+
+fn op_kind(req: &RecordRequest<'_>) -> OpKind {
+    match req.kind() {
+        Some(Kind::Write) => OpKind::Write,
+        Some(Kind::Delete) => OpKind::Delete,
+        Some(Kind::Udf) => OpKind::Udf,
+        Some(Kind::Read) | None => OpKind::Read,
+    }
 }
 
 fn namespace<'s>(
@@ -151,7 +289,7 @@ async fn finish_stream<W: AsyncWrite + Unpin>(
 }
 
 async fn batch<W: AsyncWrite + Unpin>(
-    state: &NodeState,
+    state: &Arc<NodeState>,
     msg: &Msg<'_>,
     out: &mut MsgWriter,
     wr: &mut W,
@@ -209,7 +347,45 @@ async fn batch<W: AsyncWrite + Unpin>(
             ),
         ) {
             (Some(ns), Ok(req)) => {
-                let code = execute(ns, &req, out, row.index);
+                let write = req.info2 & info2::WRITE != 0;
+                let own = ownership_of(state, ns);
+                let routes = own.map(|o| o.routes());
+                let local = routes.as_ref().is_none_or(|r| {
+                    matches!(
+                        route(state, r, req.digest.partition(), write, true),
+                        Route::Local
+                    )
+                });
+                let at = out.len();
+                let mut code = if local {
+                    execute(ns, &req, out, row.index)
+                } else {
+                    // Clients send each row to the node their map names; while the map
+                    // changes, a row for a partition served elsewhere is refused so the
+                    // client retries it after refreshing.
+                    ResultCode::PartitionUnavailable
+                };
+                if local && write && code == ResultCode::Ok {
+                    if let (Some(own), Some(routes)) = (own, routes.as_ref()) {
+                        if !routes.alone {
+                            if let Err(c) =
+                                crate::ownership::replicate(state, own, routes, &req.digest).await
+                            {
+                                code = c;
+                            }
+                        }
+                    }
+                }
+                if code == ResultCode::PartitionUnavailable
+                    || (local && write && code == ResultCode::Timeout)
+                {
+                    out.truncate(at);
+                    out.begin_record(&MsgHeader {
+                        result_code: code.code(),
+                        transaction_ttl: row.index,
+                        ..MsgHeader::default()
+                    });
+                }
                 if code == ResultCode::Ok {
                     if req.info2 & info2::WRITE != 0 {
                         ns.stats.batch_sub_write_success.fetch_add(1, Relaxed);
@@ -293,7 +469,7 @@ async fn background_ops<W: AsyncWrite + Unpin>(
 }
 
 async fn scan<W: AsyncWrite + Unpin>(
-    state: &NodeState,
+    state: &Arc<NodeState>,
     msg: &Msg<'_>,
     body: &[u8],
     out: &mut MsgWriter,
@@ -363,7 +539,23 @@ async fn scan<W: AsyncWrite + Unpin>(
         Some(0) | None => u64::MAX,
         Some(n) => n,
     };
+    let routes = ownership_of(state, ns).map(|o| o.routes());
     'partitions: for (pid, mut after) in partitions {
+        if let Some(r) = routes.as_ref().filter(|r| !r.alone) {
+            if !r.complete.get(pid.0) {
+                // Not held complete here: a partition-done marker with 11 makes the client
+                // retry it on the node its refreshed map names.
+                out.open_frame();
+                out.begin_record(&MsgHeader {
+                    info3: info3::PARTITION_DONE,
+                    result_code: ResultCode::PartitionUnavailable.code(),
+                    generation: u32::from(pid.0),
+                    ..MsgHeader::default()
+                });
+                flush_if_full(out, wr).await?;
+                continue;
+            }
+        }
         loop {
             if remaining == 0 {
                 break 'partitions;

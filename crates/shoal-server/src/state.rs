@@ -81,9 +81,20 @@ pub struct NodeState {
     pub latencies: [Histogram; 7],
     /// Heartbeat and membership.
     pub cluster: std::sync::Arc<crate::cluster::ClusterShell>,
+    /// Node-to-node requests.
+    pub fabric: crate::fabric::Fabric,
+    /// Partition ownership, migrations, replication.
+    pub ownership: crate::ownership::Ownership,
+    /// This state itself, for work that outlives a borrowed request (set at construction).
+    pub self_ref: std::sync::Weak<NodeState>,
 }
 
 impl NodeState {
+    /// A strong reference to this state (None only while the node shuts down).
+    pub fn arc(&self) -> Option<std::sync::Arc<NodeState>> {
+        self.self_ref.upgrade()
+    }
+
     /// The latency histogram of `kind`.
     pub fn latency(&self, kind: OpKind) -> &Histogram {
         &self.latencies[kind as usize]

@@ -28,6 +28,7 @@ impl TestServer {
         config.service_port = 0;
         config.http_port = 0;
         config.heartbeat_port = 0;
+        config.fabric_port = 0;
         static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         config.data_dir =

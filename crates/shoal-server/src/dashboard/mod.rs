@@ -19,7 +19,6 @@ use axum::Router;
 use serde::Serialize;
 use shoal_base::constants::PARTITIONS;
 use shoal_base::NodeId;
-use shoal_cluster::balance::{Member, PartitionTable};
 use shoal_data::Namespace;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -168,17 +167,15 @@ pub struct OpRow {
 /// with the same partition balance every node uses (rack 0 for all). When nodes keep their
 /// real ownership, only this function changes.
 fn partition_masters(state: &NodeState, ns: &Namespace) -> Vec<Option<NodeId>> {
-    let view = state.cluster.view();
-    let members: Vec<Member> = view
-        .succession
-        .iter()
-        .map(|&node| Member { node, rack: 0 })
-        .collect();
-    let rf = usize::try_from(ns.replication_factor).unwrap_or(usize::MAX);
-    let table = PartitionTable::build(&members, rf);
-    (0..PARTITIONS as u16)
-        .map(|pid| table.master(pid))
-        .collect()
+    match state.ownership.of(&ns.name) {
+        Some(own) => {
+            let routes = own.routes();
+            (0..PARTITIONS as u16)
+                .map(|pid| routes.master(shoal_base::PartitionId(pid)))
+                .collect()
+        }
+        None => vec![None; PARTITIONS],
+    }
 }
 
 /// The estimated `q`-quantile (0..1) of `h`: the upper bound of the first bucket whose
@@ -201,7 +198,10 @@ pub fn snapshot(state: &NodeState) -> ClusterSnapshot {
     let view = state.cluster.view();
     let heartbeat_peers = state.cluster.adjacency_len();
     // Nothing migrates yet (docs/design/cluster.md); this is the field that will report it.
-    let migrate_partitions_remaining = 0;
+    let migrate_partitions_remaining = {
+        let (rx, tx) = state.ownership.migrations_remaining();
+        (rx + tx) as u64
+    };
     let mut members: Vec<MemberRow> = view
         .succession
         .iter()

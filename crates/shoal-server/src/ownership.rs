@@ -1,0 +1,802 @@
+//! Partition ownership on this node, driven by the sans-IO `shoal_cluster::partitions` state
+//! machine: the exchange after each committed view, emigrations (delta: offer versions, send
+//! only what the target lacks), immigrations, dropping copies this node no longer owns,
+//! replication of every local write to the other owners, and the routes the request path
+//! reads (working master and owners per partition, as `replicas` tells the clients).
+//!
+//! The data itself is changed only through `shoal_data::replica` (newest wins), so a record
+//! reaching a node twice, late, or by both replication and migration converges. This module
+//! never holds a lock across an `.await`; blocking data work (device reads) runs on the
+//! blocking pool.
+
+use crate::state::NodeState;
+use parking_lot::{Mutex, RwLock};
+use shoal_base::constants::PARTITIONS;
+use shoal_base::{Digest, NodeId, PartitionId};
+use shoal_cluster::fabric::{FabricMessage, Offered};
+use shoal_cluster::membership::ClusterView;
+use shoal_cluster::partitions::{Bitmap, Effects, Emigration, Partitions, Phase};
+use shoal_data::replica::{self, Change, Version};
+use shoal_data::Namespace;
+use shoal_proto::ResultCode;
+use std::collections::{BTreeSet, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{watch, Notify};
+use tracing::{debug, info, warn};
+
+/// Deadline of one replication request.
+const REPLICATE_TIMEOUT: Duration = Duration::from_millis(1500);
+/// Deadline of exchange, notices and migration requests.
+const CONTROL_TIMEOUT: Duration = Duration::from_secs(5);
+/// Versions offered per request in a migration.
+const OFFER_BATCH: usize = 2000;
+/// Bytes of record changes per migration request.
+const RECORDS_BATCH_BYTES: usize = 1024 * 1024;
+/// How often unfinished exchanges are resent and routes refreshed.
+const RETRY_PERIOD: Duration = Duration::from_millis(200);
+
+/// What the request path needs to route one partition.
+#[derive(Debug, Clone, Default)]
+pub struct Routes {
+    pub key: u64,
+    /// True while this node is the whole cluster: no replication, no proxying.
+    pub alone: bool,
+    /// Client-visible replica count (min(RF, cluster size)).
+    pub replicas: usize,
+    /// Per partition: the working master then the other owners (what `replicas` shows).
+    pub columns: Vec<Vec<NodeId>>,
+    /// Partitions this node holds complete.
+    pub complete: Bitmap,
+    pub settled: bool,
+    pub rx_remaining: usize,
+    pub tx_remaining: usize,
+}
+
+impl Routes {
+    fn alone(me: NodeId) -> Routes {
+        Routes {
+            key: 0,
+            alone: true,
+            replicas: 1,
+            columns: vec![vec![me]; PARTITIONS],
+            complete: Bitmap::full(),
+            settled: true,
+            rx_remaining: 0,
+            tx_remaining: 0,
+        }
+    }
+
+    /// The working master of `pid`.
+    pub fn master(&self, pid: PartitionId) -> Option<NodeId> {
+        self.columns
+            .get(pid.index())
+            .and_then(|c| c.first().copied())
+    }
+}
+
+/// Ownership of one namespace.
+pub struct NsOwnership {
+    pub ns: Arc<Namespace>,
+    parts: Mutex<Partitions>,
+    routes: RwLock<Arc<Routes>>,
+    pub migrate_records_sent: AtomicU64,
+    pub migrate_records_received: AtomicU64,
+    pub migrate_partitions_sent: AtomicU64,
+    pub migrate_partitions_received: AtomicU64,
+    pub replication_failures: AtomicU64,
+    pub proxied_requests: AtomicU64,
+    /// The members that confirmed receiving this node's report for a key.
+    acked: Mutex<(u64, BTreeSet<NodeId>)>,
+}
+
+impl NsOwnership {
+    /// The current routes (cheap: one read lock and a reference count).
+    pub fn routes(&self) -> Arc<Routes> {
+        self.routes.read().clone()
+    }
+}
+
+/// Ownership of every namespace, plus the emigration queue.
+pub struct Ownership {
+    me: NodeId,
+    pub namespaces: Vec<NsOwnership>,
+    queue: Mutex<VecDeque<(usize, u64, Emigration)>>,
+    queued: Notify,
+}
+
+impl Ownership {
+    pub fn new(me: NodeId, namespaces: &[Arc<Namespace>]) -> Ownership {
+        Ownership {
+            me,
+            namespaces: namespaces
+                .iter()
+                .map(|ns| NsOwnership {
+                    ns: ns.clone(),
+                    parts: Mutex::new(Partitions::new(
+                        me,
+                        usize::try_from(ns.replication_factor).unwrap_or(1),
+                    )),
+                    routes: RwLock::new(Arc::new(Routes::alone(me))),
+                    migrate_records_sent: AtomicU64::new(0),
+                    migrate_records_received: AtomicU64::new(0),
+                    migrate_partitions_sent: AtomicU64::new(0),
+                    migrate_partitions_received: AtomicU64::new(0),
+                    replication_failures: AtomicU64::new(0),
+                    proxied_requests: AtomicU64::new(0),
+                    acked: Mutex::new((0, BTreeSet::new())),
+                })
+                .collect(),
+            queue: Mutex::new(VecDeque::new()),
+            queued: Notify::new(),
+        }
+    }
+
+    /// The ownership of namespace `name`.
+    pub fn of(&self, name: &str) -> Option<&NsOwnership> {
+        self.namespaces.iter().find(|n| n.ns.name == name)
+    }
+
+    fn index_of(&self, name: &str) -> Option<usize> {
+        self.namespaces.iter().position(|n| n.ns.name == name)
+    }
+
+    /// True when every namespace has planned the current view and every owner of every
+    /// partition holds it complete (as far as this node knows).
+    pub fn settled(&self) -> bool {
+        self.namespaces.iter().all(|n| n.routes().settled)
+    }
+
+    /// Partitions still to receive and to send, over every namespace.
+    pub fn migrations_remaining(&self) -> (usize, usize) {
+        self.namespaces.iter().fold((0, 0), |(rx, tx), n| {
+            let r = n.routes();
+            (rx + r.rx_remaining, tx + r.tx_remaining)
+        })
+    }
+}
+
+fn rebuild_routes(me: NodeId, p: &Partitions) -> Routes {
+    let alone = p.members().len() <= 1;
+    if alone && p.phase() == Phase::Planned {
+        return Routes {
+            key: p.key(),
+            ..Routes::alone(me)
+        };
+    }
+    let columns: Vec<Vec<NodeId>> = (0..PARTITIONS as u16).map(|pid| p.columns(pid)).collect();
+    let mut complete = Bitmap::default();
+    for pid in 0..PARTITIONS as u16 {
+        complete.set(pid, p.is_complete(pid));
+    }
+    let (rx, tx) = p.migrations_remaining();
+    Routes {
+        key: p.key(),
+        alone: false,
+        replicas: p.table().replication_factor(),
+        columns,
+        complete,
+        settled: p.settled(),
+        rx_remaining: rx,
+        tx_remaining: tx,
+    }
+}
+
+/// Applies what a protocol step asks for: immigration flags, drops, notices, emigrations,
+/// and new routes. Returns the notices to send (this node completed these partitions).
+fn apply(state: &Arc<NodeState>, idx: usize, fx: Effects) -> Option<(u64, Bitmap)> {
+    let own = &state.ownership.namespaces[idx];
+    let ns = &own.ns;
+    for pid in &fx.immigrating {
+        replica::set_immigrating(ns, PartitionId(*pid), true);
+    }
+    let mut notice = None;
+    if !fx.completed.is_empty() {
+        let mut pids = Bitmap::default();
+        for pid in &fx.completed {
+            replica::set_immigrating(ns, PartitionId(*pid), false);
+            pids.set(*pid, true);
+        }
+        notice = Some(pids);
+    }
+    let mut dropped = 0u64;
+    for pid in &fx.drop {
+        let pid = PartitionId(*pid);
+        if replica::holds(ns, pid) {
+            dropped += replica::drop_partition(ns, pid);
+        }
+    }
+    if dropped > 0 {
+        info!(target: "shoal::migrate", namespace = %ns.name, records = dropped,
+            "dropped copies this node no longer owns");
+    }
+    let (key, routes) = {
+        let p = own.parts.lock();
+        (p.key(), rebuild_routes(state.ownership.me, &p))
+    };
+    let changed = {
+        let mut r = own.routes.write();
+        let changed = r.columns != routes.columns || r.replicas != routes.replicas;
+        *r = Arc::new(routes);
+        changed
+    };
+    if changed {
+        state.partition_generation.fetch_add(1, Relaxed);
+    }
+    if !fx.emigrate.is_empty() {
+        let mut q = state.ownership.queue.lock();
+        for e in fx.emigrate {
+            q.push_back((idx, key, e));
+        }
+        drop(q);
+        state.ownership.queued.notify_waiters();
+        state.ownership.queued.notify_one();
+    }
+    notice.map(|pids| (key, pids))
+}
+
+/// Tells every other member which partitions this node now holds complete.
+fn send_notice(state: &Arc<NodeState>, idx: usize, key: u64, pids: Bitmap) {
+    let ns = state.ownership.namespaces[idx].ns.name.clone();
+    for peer in state.cluster.peers() {
+        let state = state.clone();
+        let msg = FabricMessage::Complete {
+            key,
+            ns: ns.clone(),
+            pids: Box::new(pids.clone()),
+        };
+        tokio::spawn(async move {
+            // Resent until answered or the view moves on: a lost notice would leave the peer
+            // routing to an old working master forever.
+            loop {
+                if state.ownership.namespaces[idx].parts.lock().key() != key {
+                    return;
+                }
+                match state.fabric.request(peer.node, &msg, CONTROL_TIMEOUT).await {
+                    Ok(_) => return,
+                    Err(_) => tokio::time::sleep(RETRY_PERIOD).await,
+                }
+            }
+        });
+    }
+}
+
+fn step(state: &Arc<NodeState>, idx: usize, fx: Effects) {
+    if let Some((key, pids)) = apply(state, idx, fx) {
+        send_notice(state, idx, key, pids);
+    }
+}
+
+/// Drives ownership: a new exchange for every committed view, the emigration workers, and a
+/// periodic resend of unanswered reports.
+pub async fn run(state: Arc<NodeState>, mut shutdown: watch::Receiver<bool>) {
+    for _ in 0..state.config.migrate_threads {
+        let st = state.clone();
+        let stop = shutdown.clone();
+        tokio::spawn(emigration_worker(st, stop));
+    }
+    let mut views = state.cluster.subscribe();
+    let mut last_key = state
+        .ownership
+        .namespaces
+        .first()
+        .map_or(0, |n| n.parts.lock().key());
+    let mut tick = tokio::time::interval(RETRY_PERIOD);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        let view = views.borrow_and_update().clone();
+        if view.key != 0 && view.key != last_key {
+            last_key = view.key;
+            begin(&state, &view);
+        }
+        tokio::select! {
+            r = views.changed() => if r.is_err() { return },
+            _ = tick.tick() => resend_reports(&state),
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// Plans the node's first view (its own one-node cluster) before the service port serves, so
+/// a single node is ready the moment it listens.
+pub fn begin_initial(state: &Arc<NodeState>) {
+    let view = state.cluster.view();
+    if view.key != 0 {
+        begin(state, &view);
+    }
+}
+
+/// Starts the exchange for `view` in every namespace (index reads only: quick).
+fn begin(state: &Arc<NodeState>, view: &ClusterView) {
+    let members = state.cluster.members(view);
+    info!(target: "shoal::migrate", cluster_key = format!("{:X}", view.key), size = members.len(),
+        "partition exchange started");
+    for idx in 0..state.ownership.namespaces.len() {
+        let ns = &state.ownership.namespaces[idx].ns;
+        let mut holds = Bitmap::default();
+        for pid in 0..PARTITIONS as u16 {
+            holds.set(pid, replica::holds(ns, PartitionId(pid)));
+        }
+        let fx = {
+            let mut p = state.ownership.namespaces[idx].parts.lock();
+            p.begin(view.key, &members, holds).1
+        };
+        step(state, idx, fx);
+    }
+    resend_reports(state);
+}
+
+/// Sends this node's report to every member that has not confirmed it for the current key
+/// (whether or not this node has planned: the others need it to plan).
+fn resend_reports(state: &Arc<NodeState>) {
+    for idx in 0..state.ownership.namespaces.len() {
+        let own = &state.ownership.namespaces[idx];
+        let (key, report, members) = {
+            let p = own.parts.lock();
+            let Some(r) = p.own_report().cloned() else {
+                continue;
+            };
+            let members: Vec<NodeId> = p.members().iter().map(|m| m.node).collect();
+            (p.key(), r, members)
+        };
+        let targets: Vec<NodeId> = {
+            let mut acked = own.acked.lock();
+            if acked.0 != key {
+                *acked = (key, BTreeSet::new());
+            }
+            members
+                .into_iter()
+                .filter(|n| *n != state.ownership.me && !acked.1.contains(n))
+                .collect()
+        };
+        for to in targets {
+            let state = state.clone();
+            let msg = FabricMessage::Exchange {
+                key,
+                ns: own.ns.name.clone(),
+                report: Box::new(report.clone()),
+            };
+            tokio::spawn(async move {
+                if let Ok(FabricMessage::Ack { code: 0 }) =
+                    state.fabric.request(to, &msg, CONTROL_TIMEOUT).await
+                {
+                    let mut acked = state.ownership.namespaces[idx].acked.lock();
+                    if acked.0 == key {
+                        acked.1.insert(to);
+                    }
+                }
+            });
+        }
+    }
+}
+
+/// Partitions one emigration round sends to one target.
+const GROUP_MAX: usize = 256;
+
+async fn emigration_worker(state: Arc<NodeState>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        // Take a group: the first queued emigration and others to the same target.
+        let group: Vec<(usize, u64, Emigration)> = {
+            let mut q = state.ownership.queue.lock();
+            match q.pop_front() {
+                None => Vec::new(),
+                Some(first) => {
+                    let mut g = vec![first];
+                    let mut rest = VecDeque::with_capacity(q.len());
+                    while let Some(x) = q.pop_front() {
+                        if g.len() < GROUP_MAX
+                            && x.0 == first.0
+                            && x.1 == first.1
+                            && x.2.to == first.2.to
+                        {
+                            g.push(x);
+                        } else {
+                            rest.push_back(x);
+                        }
+                    }
+                    *q = rest;
+                    g
+                }
+            }
+        };
+        let Some(&(idx, key, first)) = group.first() else {
+            tokio::select! {
+                _ = state.ownership.queued.notified() => {}
+                _ = tokio::time::sleep(RETRY_PERIOD) => {}
+                _ = shutdown.changed() => return,
+            }
+            continue;
+        };
+        let own = &state.ownership.namespaces[idx];
+        if own.parts.lock().key() != key {
+            continue;
+        }
+        let pids: Vec<u16> = group.iter().map(|g| g.2.pid).collect();
+        match emigrate(&state, idx, key, first.to, &pids).await {
+            Ok(records) => {
+                own.migrate_partitions_sent
+                    .fetch_add(pids.len() as u64, Relaxed);
+                own.migrate_records_sent.fetch_add(records, Relaxed);
+                let mut all = Effects::default();
+                {
+                    let mut p = own.parts.lock();
+                    if p.key() != key {
+                        continue;
+                    }
+                    for pid in &pids {
+                        let fx = p.on_emigration_finished(Emigration {
+                            pid: *pid,
+                            to: first.to,
+                        });
+                        all.drop.extend(fx.drop);
+                    }
+                }
+                step(&state, idx, all);
+            }
+            Err(why) => {
+                if own.parts.lock().key() != key {
+                    continue;
+                }
+                debug!(target: "shoal::migrate", to = %first.to, partitions = pids.len(),
+                    "emigration failed ({why}); retrying");
+                tokio::time::sleep(RETRY_PERIOD).await;
+                state.ownership.queue.lock().extend(group);
+            }
+        }
+    }
+}
+
+/// Sends partitions `pids` to `to`: for each, versions first, then the records the target
+/// wants; then one end marker for them all. Returns the records sent.
+async fn emigrate(
+    state: &Arc<NodeState>,
+    idx: usize,
+    key: u64,
+    to: NodeId,
+    pids: &[u16],
+) -> Result<u64, String> {
+    let own = &state.ownership.namespaces[idx];
+    let ns = own.ns.clone();
+    let mut sent = 0u64;
+    let mut done_pids = Bitmap::default();
+    for &p in pids {
+        if own.parts.lock().key() != key {
+            return Err("the view changed".into());
+        }
+        sent += emigrate_partition(state, &ns, key, to, p).await?;
+        done_pids.set(p, true);
+    }
+    let end = FabricMessage::Migrated {
+        key,
+        ns: ns.name.clone(),
+        pids: Box::new(done_pids),
+    };
+    match state.fabric.request(to, &end, CONTROL_TIMEOUT).await {
+        Ok(FabricMessage::Ack { code: 0 }) => Ok(sent),
+        Ok(other) => Err(format!("end refused: {other:?}")),
+        Err(f) => Err(format!("{f:?}")),
+    }
+}
+
+/// Offers every version of partition `p` to `to` and sends what it wants.
+async fn emigrate_partition(
+    state: &Arc<NodeState>,
+    ns: &Arc<Namespace>,
+    key: u64,
+    to: NodeId,
+    p: u16,
+) -> Result<u64, String> {
+    let pid = PartitionId(p);
+    let mut after: Option<Digest> = None;
+    let mut sent = 0u64;
+    loop {
+        // Index only: no device I/O, so no blocking-pool hop.
+        let (batch, done) = replica::summaries(ns, pid, after, OFFER_BATCH);
+        if let Some((d, _)) = batch.last() {
+            after = Some(*d);
+        }
+        if !batch.is_empty() {
+            let offer = FabricMessage::Offer {
+                key,
+                ns: ns.name.clone(),
+                pid: p,
+                entries: batch
+                    .iter()
+                    .map(|(d, v)| Offered {
+                        digest: *d,
+                        lut_ms: v.lut_ms,
+                        generation: v.generation,
+                    })
+                    .collect(),
+            };
+            let wanted = match state.fabric.request(to, &offer, CONTROL_TIMEOUT).await {
+                Ok(FabricMessage::Wanted { digests }) => digests,
+                Ok(FabricMessage::Ack { code }) => return Err(format!("offer refused ({code})")),
+                Ok(other) => return Err(format!("unexpected answer {other:?}")),
+                Err(f) => return Err(format!("{f:?}")),
+            };
+            for chunk in wanted.chunks(256) {
+                let changes = if ns.storage().is_some() {
+                    let ns2 = ns.clone();
+                    let digests = chunk.to_vec();
+                    tokio::task::spawn_blocking(move || replica::changes(&ns2, &digests))
+                        .await
+                        .map_err(|e| e.to_string())?
+                } else {
+                    replica::changes(ns, chunk)
+                }
+                .map_err(|e| e.to_string())?;
+                let mut buf = Vec::new();
+                for (d, c) in &changes {
+                    replica::encode(d, c, &mut buf);
+                    sent += 1;
+                    if buf.len() >= RECORDS_BATCH_BYTES {
+                        send_records(state, to, p, key, &ns.name, std::mem::take(&mut buf)).await?;
+                    }
+                }
+                if !buf.is_empty() {
+                    send_records(state, to, p, key, &ns.name, buf).await?;
+                }
+            }
+        }
+        if done {
+            return Ok(sent);
+        }
+    }
+}
+
+async fn send_records(
+    state: &Arc<NodeState>,
+    to: NodeId,
+    pid: u16,
+    key: u64,
+    ns: &str,
+    changes: Vec<u8>,
+) -> Result<(), String> {
+    let msg = FabricMessage::Records {
+        key,
+        ns: ns.to_string(),
+        pid,
+        changes,
+    };
+    match state.fabric.request(to, &msg, CONTROL_TIMEOUT).await {
+        Ok(FabricMessage::Ack { code: 0 }) => Ok(()),
+        Ok(other) => Err(format!("records refused: {other:?}")),
+        Err(f) => Err(format!("{f:?}")),
+    }
+}
+
+/// Applies encoded changes to `ns` (blocking: device writes); returns how many it read.
+fn apply_changes(ns: &Namespace, mut bytes: &[u8]) -> Result<u64, ResultCode> {
+    let mut n = 0;
+    while !bytes.is_empty() {
+        let (digest, change, used) = replica::decode(bytes).map_err(|e| e.result_code())?;
+        replica::apply(ns, &digest, &change).map_err(|e| e.result_code())?;
+        bytes = &bytes[used..];
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// Answers one fabric request from `from`.
+pub async fn handle_fabric(
+    state: &Arc<NodeState>,
+    from: NodeId,
+    msg: FabricMessage,
+) -> FabricMessage {
+    let ack = |code: ResultCode| FabricMessage::Ack { code: code.code() };
+    match msg {
+        FabricMessage::Exchange { key, ns, report } => {
+            let Some(idx) = state.ownership.index_of(&ns) else {
+                return ack(ResultCode::InvalidNamespace);
+            };
+            let fx = state.ownership.namespaces[idx]
+                .parts
+                .lock()
+                .on_report(from, key, *report);
+            step(state, idx, fx);
+            ack(ResultCode::Ok)
+        }
+        FabricMessage::Complete { key, ns, pids } => {
+            let Some(idx) = state.ownership.index_of(&ns) else {
+                return ack(ResultCode::InvalidNamespace);
+            };
+            let mut all = Effects::default();
+            {
+                let mut p = state.ownership.namespaces[idx].parts.lock();
+                for pid in 0..PARTITIONS as u16 {
+                    if pids.get(pid) {
+                        let fx = p.on_complete_notice(from, key, pid);
+                        all.drop.extend(fx.drop);
+                        all.completed.extend(fx.completed);
+                    }
+                }
+            }
+            step(state, idx, all);
+            ack(ResultCode::Ok)
+        }
+        FabricMessage::Offer {
+            key: _,
+            ns,
+            pid: _,
+            entries,
+        } => {
+            let Some(own) = state.ownership.of(&ns) else {
+                return ack(ResultCode::InvalidNamespace);
+            };
+            let ns = own.ns.clone();
+            let offered: Vec<(Digest, Version)> = entries
+                .iter()
+                .map(|o| {
+                    (
+                        o.digest,
+                        Version {
+                            lut_ms: o.lut_ms,
+                            generation: o.generation,
+                        },
+                    )
+                })
+                .collect();
+            match tokio::task::spawn_blocking(move || replica::wanted(&ns, &offered)).await {
+                Ok(digests) => FabricMessage::Wanted { digests },
+                Err(_) => ack(ResultCode::ServerError),
+            }
+        }
+        FabricMessage::Records {
+            key: _,
+            ns,
+            pid: _,
+            changes,
+        }
+        | FabricMessage::Replicate { ns, changes } => {
+            let Some(own) = state.ownership.of(&ns) else {
+                return ack(ResultCode::InvalidNamespace);
+            };
+            let ns = own.ns.clone();
+            match tokio::task::spawn_blocking(move || apply_changes(&ns, &changes)).await {
+                Ok(Ok(n)) => {
+                    own.migrate_records_received.fetch_add(n, Relaxed);
+                    ack(ResultCode::Ok)
+                }
+                Ok(Err(code)) => {
+                    warn!(target: "shoal::migrate", node = %from, "refused record changes: {code:?}");
+                    ack(code)
+                }
+                Err(_) => ack(ResultCode::ServerError),
+            }
+        }
+        FabricMessage::Migrated { key, ns, pids } => {
+            let Some(idx) = state.ownership.index_of(&ns) else {
+                return ack(ResultCode::InvalidNamespace);
+            };
+            let own = &state.ownership.namespaces[idx];
+            let mut all = Effects::default();
+            {
+                let mut p = own.parts.lock();
+                for pid in 0..PARTITIONS as u16 {
+                    if pids.get(pid) {
+                        own.migrate_partitions_received.fetch_add(1, Relaxed);
+                        let fx = p.on_migration_done(from, key, pid);
+                        all.completed.extend(fx.completed);
+                        all.drop.extend(fx.drop);
+                    }
+                }
+            }
+            step(state, idx, all);
+            ack(ResultCode::Ok)
+        }
+        FabricMessage::Proxy { body } => {
+            let mut out = shoal_proto::msg::MsgWriter::new();
+            let mut reply: Vec<u8> = Vec::new();
+            match crate::service::handle_proxied(state, &body, &mut out, &mut reply).await {
+                Ok(()) => FabricMessage::Reply { bytes: reply },
+                Err(_) => ack(ResultCode::ServerError),
+            }
+        }
+        FabricMessage::Truncate { ns, set, lut_ms } => {
+            let Some(own) = state.ownership.of(&ns) else {
+                return ack(ResultCode::InvalidNamespace);
+            };
+            let set = (!set.is_empty()).then_some(set.as_str());
+            match shoal_data::maintenance::truncate_at(&own.ns, set, lut_ms) {
+                Ok(()) => {
+                    if own.ns.storage().is_some() {
+                        if let Err(e) =
+                            crate::storage::persist_truncates(&state.config.data_dir, &own.ns)
+                        {
+                            warn!(target: "shoal::truncate", namespace = %own.ns.name, "cannot persist the truncation: {e}");
+                            return ack(ResultCode::ServerError);
+                        }
+                    }
+                    let ns = own.ns.clone();
+                    tokio::task::spawn_blocking(move || shoal_data::maintenance::sweep(&ns));
+                    ack(ResultCode::Ok)
+                }
+                Err(e) => ack(e.result_code()),
+            }
+        }
+        FabricMessage::Hello { .. }
+        | FabricMessage::Ack { .. }
+        | FabricMessage::Wanted { .. }
+        | FabricMessage::Reply { .. } => ack(ResultCode::Parameter),
+    }
+}
+
+/// Sends a truncation this node just applied to every other member (best effort, retried a
+/// few times; a member that misses it keeps records older than the threshold until the next
+/// truncate).
+pub fn broadcast_truncate(state: &Arc<NodeState>, ns: &str, set: Option<&str>, lut_ms: u64) {
+    let msg = FabricMessage::Truncate {
+        ns: ns.to_string(),
+        set: set.unwrap_or("").to_string(),
+        lut_ms,
+    };
+    for peer in state.cluster.peers() {
+        let state = state.clone();
+        let msg = msg.clone();
+        tokio::spawn(async move {
+            for _ in 0..10 {
+                if let Ok(FabricMessage::Ack { code: 0 }) =
+                    state.fabric.request(peer.node, &msg, CONTROL_TIMEOUT).await
+                {
+                    return;
+                }
+                tokio::time::sleep(RETRY_PERIOD).await;
+            }
+            warn!(target: "shoal::truncate", node = %peer.node, "a member did not confirm a truncation");
+        });
+    }
+}
+
+/// After a successful local write of `digest`, sends the record's current state to the other
+/// owners of its partition and waits for all of them. `Err` means some owner did not
+/// confirm: the write is applied here, but not acknowledged as replicated.
+pub async fn replicate(
+    state: &Arc<NodeState>,
+    own: &NsOwnership,
+    routes: &Routes,
+    digest: &Digest,
+) -> Result<(), ResultCode> {
+    let pid = digest.partition();
+    let me = state.ownership.me;
+    let targets: Vec<NodeId> = routes
+        .columns
+        .get(pid.index())
+        .map(|c| c.iter().copied().filter(|n| *n != me).collect())
+        .unwrap_or_default();
+    if targets.is_empty() {
+        return Ok(());
+    }
+    let ns = own.ns.clone();
+    let d = *digest;
+    let change: Change = if ns.storage().is_some() {
+        tokio::task::spawn_blocking(move || replica::current(&ns, &d))
+            .await
+            .map_err(|_| ResultCode::ServerError)?
+            .map_err(|e| e.result_code())?
+    } else {
+        replica::current(&ns, &d).map_err(|e| e.result_code())?
+    };
+    let mut changes = Vec::new();
+    replica::encode(digest, &change, &mut changes);
+    let msg = FabricMessage::Replicate {
+        ns: own.ns.name.clone(),
+        changes,
+    };
+    let sends = targets
+        .iter()
+        .map(|t| state.fabric.request(*t, &msg, REPLICATE_TIMEOUT));
+    let results = futures::future::join_all(sends).await;
+    for r in results {
+        match r {
+            Ok(FabricMessage::Ack { code: 0 }) => {}
+            other => {
+                own.replication_failures.fetch_add(1, Relaxed);
+                debug!(target: "shoal::replica", "replication failed: {other:?}");
+                return Err(ResultCode::Timeout);
+            }
+        }
+    }
+    Ok(())
+}
