@@ -13,7 +13,7 @@
 //! records    = key:u64 ns:str pid:u16 bytes
 //! migrated   = key:u64 ns:str pids:512
 //! replicate  = ns:str bytes
-//! proxy      = bytes
+//! proxy      = hops:u8 bytes
 //! truncate   = ns:str set:str lut_ms:u64
 //! hello      = node:u64                           (first frame of every connection)
 //! ack        = code:u8
@@ -90,7 +90,8 @@ pub enum FabricMessage {
     /// Record changes a working master applied, for an owner to merge.
     Replicate { ns: String, changes: Vec<u8> },
     /// A client message (as_msg body) for the node that owns its partition.
-    Proxy { body: Vec<u8> },
+    /// `hops` counts the nodes it went through before (0 from the node the client chose).
+    Proxy { hops: u8, body: Vec<u8> },
     /// A truncation to apply everywhere.
     Truncate {
         ns: String,
@@ -195,7 +196,10 @@ pub fn encode(id: u64, msg: &FabricMessage, out: &mut Vec<u8>) {
             put_str(out, ns);
             put_bytes(out, changes);
         }
-        FabricMessage::Proxy { body } => put_bytes(out, body),
+        FabricMessage::Proxy { hops, body } => {
+            out.push(*hops);
+            put_bytes(out, body);
+        }
         FabricMessage::Truncate { ns, set, lut_ms } => {
             put_str(out, ns);
             put_str(out, set);
@@ -330,7 +334,13 @@ pub fn decode(frame: &[u8]) -> Result<(u64, FabricMessage), FabricError> {
             let changes = r.bytes()?;
             FabricMessage::Replicate { ns, changes }
         }
-        KIND_PROXY => FabricMessage::Proxy { body: r.bytes()? },
+        KIND_PROXY => {
+            let hops = r.u8()?;
+            FabricMessage::Proxy {
+                hops,
+                body: r.bytes()?,
+            }
+        }
         KIND_TRUNCATE => {
             let ns = r.str()?;
             let set = r.str()?;
@@ -467,7 +477,10 @@ mod tests {
                 ns: "n".into(),
                 changes: vec![9; 40],
             },
-            FabricMessage::Proxy { body: vec![0; 22] },
+            FabricMessage::Proxy {
+                hops: 1,
+                body: vec![0; 22],
+            },
             FabricMessage::Truncate {
                 ns: "n".into(),
                 set: "s".into(),

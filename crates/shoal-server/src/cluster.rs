@@ -47,6 +47,8 @@ pub struct ClusterShell {
     outbound: Mutex<HashMap<Endpoint, mpsc::Sender<Vec<u8>>>>,
     clock_origin: Instant,
     views: watch::Sender<ClusterView>,
+    /// Set when the node leaves the cluster (SIGTERM): it stops pulsing and clustering.
+    leaving: std::sync::atomic::AtomicBool,
     /// Bumped whenever the peer list clients see may have changed.
     peers_generation: AtomicU64,
     rack: u32,
@@ -69,6 +71,22 @@ impl ClusterShell {
     /// Every committed view, as it is committed.
     pub fn subscribe(&self) -> watch::Receiver<ClusterView> {
         self.views.subscribe()
+    }
+
+    /// Stops pulsing and clustering: the others see this node depart and go on without it.
+    pub fn set_leaving(&self) {
+        self.leaving.store(true, Relaxed);
+    }
+
+    /// The committed views of the live peers (from their pulses).
+    pub fn peer_views(&self) -> Vec<ClusterView> {
+        self.protocols
+            .lock()
+            .hb
+            .peers()
+            .values()
+            .map(|p| p.view.clone())
+            .collect()
     }
 
     /// `peers-generation`: changes whenever the member list does.
@@ -206,6 +224,7 @@ pub async fn bind(
         outbound: Mutex::new(HashMap::new()),
         clock_origin: Instant::now(),
         views: watch::channel(ClusterView::default()).0,
+        leaving: std::sync::atomic::AtomicBool::new(false),
         peers_generation: AtomicU64::new(1),
         rack: config.rack_id,
     });
@@ -358,6 +377,9 @@ pub async fn run(
                 }
             }
         }
+        if shell.leaving.load(Relaxed) {
+            continue;
+        }
         if let Some(v) = committed {
             publish(&shell, v);
         }
@@ -442,6 +464,11 @@ fn handle_frame(shell: &Arc<ClusterShell>, frame: &[u8]) {
                 committed = step.committed;
             }
         }
+    }
+    if shell.leaving.load(Relaxed) {
+        // Pulses still come in (peers' views tell when they went on without us); nothing
+        // goes out and no view is adopted.
+        return;
     }
     if let Some(v) = committed {
         publish(shell, v);

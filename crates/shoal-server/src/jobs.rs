@@ -6,6 +6,7 @@
 //! A job visits each record with an update-only write, so a record deleted meanwhile is not
 //! recreated. The job table keeps the most recent jobs only.
 
+use crate::state::NodeState;
 use parking_lot::Mutex;
 use shoal_base::constants::PARTITIONS;
 use shoal_base::PartitionId;
@@ -88,9 +89,11 @@ impl Jobs {
 }
 
 /// Starts a background-ops job for the (already validated) query in `body` and returns at
-/// once; the job runs on a blocking thread.
+/// once. In a cluster each node applies the ops to the partitions it is working master of
+/// and replicates every changed record, like a client write; partitions mastered elsewhere
+/// are left to their master (clients send the job to every node).
 pub fn start_background_ops(
-    jobs: &Jobs,
+    state: Arc<NodeState>,
     ns: Arc<Namespace>,
     body: Vec<u8>,
     trid: u64,
@@ -106,35 +109,39 @@ pub fn start_background_ops(
         failed: AtomicU64::new(0),
         partitions_done: AtomicU64::new(0),
     });
-    jobs.add(job.clone());
-    let run = move || {
-        // The body decoded once already; a failure here cannot happen but must not panic.
-        let Ok(msg) = Msg::decode(&body) else {
-            job.done.store(true, Relaxed);
-            return;
-        };
-        let filter = msg.fields.filter_exp.and_then(|f| Filter::parse(f).ok());
-        let mut scratch = MsgWriter::new();
+    state.jobs.add(job.clone());
+    let body = Arc::new(body);
+    tokio::spawn(async move {
+        let own = state
+            .ownership
+            .namespaces
+            .iter()
+            .find(|o| Arc::ptr_eq(&o.ns, &ns));
         for p in 0..PARTITIONS {
-            for digest in collect_digests(&ns, PartitionId(p as u16), sets, filter.as_ref()) {
-                let req = RecordRequest {
-                    info1: msg.header.info1,
-                    info2: msg.header.info2,
-                    info3: msg.header.info3 | info3::UPDATE_ONLY,
-                    generation: 0,
-                    record_ttl: msg.header.record_ttl,
-                    digest,
-                    set: None,
-                    key: None,
-                    ops: msg.ops,
-                    filter: None,
-                    is_udf: false,
-                };
-                scratch.clear();
-                match execute(&ns, &req, &mut scratch, 0) {
-                    ResultCode::Ok => job.succeeded.fetch_add(1, Relaxed),
-                    _ => job.failed.fetch_add(1, Relaxed),
-                };
+            let pid = PartitionId(p as u16);
+            let routes = own.map(|o| o.routes());
+            let mine = routes
+                .as_ref()
+                .is_none_or(|r| r.alone || r.master(pid) == Some(state.node_id));
+            if mine {
+                let (ns2, body2, job2) = (ns.clone(), body.clone(), job.clone());
+                let changed = tokio::task::spawn_blocking(move || {
+                    apply_partition(&ns2, &body2, &job2, pid, sets)
+                })
+                .await
+                .unwrap_or_default();
+                if let (Some(own), Some(routes)) = (own, routes.as_ref()) {
+                    if !routes.alone {
+                        for d in &changed {
+                            if crate::ownership::replicate(&state, own, routes, d)
+                                .await
+                                .is_err()
+                            {
+                                job.failed.fetch_add(1, Relaxed);
+                            }
+                        }
+                    }
+                }
             }
             job.partitions_done.fetch_add(1, Relaxed);
         }
@@ -142,11 +149,49 @@ pub fn start_background_ops(
         info!(target: "shoal::jobs", trid = job.trid, namespace = %job.namespace,
             succeeded = job.succeeded.load(Relaxed), failed = job.failed.load(Relaxed),
             "background ops job done");
+    });
+}
+
+/// Applies the job's ops to every matching record of partition `pid`; returns the digests
+/// it changed.
+fn apply_partition(
+    ns: &Namespace,
+    body: &[u8],
+    job: &Job,
+    pid: PartitionId,
+    sets: SetFilter,
+) -> Vec<shoal_base::Digest> {
+    // The body decoded once already; a failure here cannot happen but must not panic.
+    let Ok(msg) = Msg::decode(body) else {
+        return Vec::new();
     };
-    match tokio::runtime::Handle::try_current() {
-        Ok(rt) => {
-            rt.spawn_blocking(run);
+    let filter = msg.fields.filter_exp.and_then(|f| Filter::parse(f).ok());
+    let mut scratch = MsgWriter::new();
+    let mut changed = Vec::new();
+    for digest in collect_digests(ns, pid, sets, filter.as_ref()) {
+        let req = RecordRequest {
+            info1: msg.header.info1,
+            info2: msg.header.info2,
+            info3: msg.header.info3 | info3::UPDATE_ONLY,
+            generation: 0,
+            record_ttl: msg.header.record_ttl,
+            digest,
+            set: None,
+            key: None,
+            ops: msg.ops,
+            filter: None,
+            is_udf: false,
+        };
+        scratch.clear();
+        match execute(ns, &req, &mut scratch, 0) {
+            ResultCode::Ok => {
+                job.succeeded.fetch_add(1, Relaxed);
+                changed.push(digest);
+            }
+            _ => {
+                job.failed.fetch_add(1, Relaxed);
+            }
         }
-        Err(_) => run(),
     }
+    changed
 }

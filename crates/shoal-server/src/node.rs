@@ -188,7 +188,7 @@ async fn bind(config: Config) -> Result<Bound> {
     })
 }
 
-async fn serve(bound: Bound, mut shutdown: watch::Receiver<bool>) {
+async fn serve(bound: Bound, shutdown: watch::Receiver<bool>) {
     let Bound {
         listener,
         http,
@@ -196,6 +196,11 @@ async fn serve(bound: Bound, mut shutdown: watch::Receiver<bool>) {
         fabric,
         state,
     } = bound;
+    // `shutdown` asks the node to stop; `stop` actually stops its tasks, once it has left the
+    // cluster.
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let shutdown_asked = shutdown;
+    let shutdown = stop_rx.clone();
     tokio::spawn(crate::fabric::run(fabric, state.clone(), shutdown.clone()));
     tokio::spawn(crate::ownership::run(state.clone(), shutdown.clone()));
     tokio::spawn(crate::cluster::run(
@@ -259,12 +264,21 @@ async fn serve(bound: Bound, mut shutdown: watch::Receiver<bool>) {
             }
         });
     }
+    // Asked to stop: leave the cluster cleanly first (clients keep being served meanwhile),
+    // then stop everything.
+    let leave_state = state.clone();
+    let mut asked = shutdown_asked;
+    let leave = async move {
+        let _ = asked.changed().await;
+        crate::ownership::leave(&leave_state).await;
+    };
+    tokio::pin!(leave);
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let state = state.clone();
-                    tokio::spawn(connection::handle(stream, peer, state, shutdown.clone()));
+                    tokio::spawn(connection::handle(stream, peer, state, stop_rx.clone()));
                 }
                 Err(e) => {
                     // Typically EMFILE: back off briefly instead of spinning.
@@ -272,9 +286,10 @@ async fn serve(bound: Bound, mut shutdown: watch::Receiver<bool>) {
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             },
-            _ = shutdown.changed() => break,
+            _ = &mut leave => break,
         }
     }
+    let _ = stop_tx.send(true);
     info!(target: "shoal::node", "node stopped accepting connections");
     // Clean shutdown of device namespaces: flush, index snapshot, devices marked clean, so the
     // next start is a fast restart.

@@ -104,6 +104,9 @@ pub struct Ownership {
     pub namespaces: Vec<NsOwnership>,
     queue: Mutex<VecDeque<(usize, u64, Emigration)>>,
     queued: Notify,
+    /// While this node leaves the cluster: the master of every partition in the cluster it
+    /// is leaving, where every request goes.
+    leaving: RwLock<Option<Arc<Vec<NodeId>>>>,
 }
 
 impl Ownership {
@@ -130,7 +133,16 @@ impl Ownership {
                 .collect(),
             queue: Mutex::new(VecDeque::new()),
             queued: Notify::new(),
+            leaving: RwLock::new(None),
         }
+    }
+
+    /// While leaving: the node requests for `pid` go to.
+    pub fn leaving_master(&self, pid: PartitionId) -> Option<NodeId> {
+        self.leaving
+            .read()
+            .as_ref()
+            .and_then(|m| m.get(pid.index()).copied())
     }
 
     /// The ownership of namespace `name`.
@@ -686,10 +698,18 @@ pub async fn handle_fabric(
             step(state, idx, all);
             ack(ResultCode::Ok)
         }
-        FabricMessage::Proxy { body } => {
+        FabricMessage::Proxy { hops, body } => {
             let mut out = shoal_proto::msg::MsgWriter::new();
             let mut reply: Vec<u8> = Vec::new();
-            match crate::service::handle_proxied(state, &body, &mut out, &mut reply).await {
+            match crate::service::handle_proxied(
+                state,
+                &body,
+                hops.saturating_add(1),
+                &mut out,
+                &mut reply,
+            )
+            .await
+            {
                 Ok(()) => FabricMessage::Reply { bytes: reply },
                 Err(_) => ack(ResultCode::ServerError),
             }
@@ -721,6 +741,61 @@ pub async fn handle_fabric(
         | FabricMessage::Wanted { .. }
         | FabricMessage::Reply { .. } => ack(ResultCode::Parameter),
     }
+}
+
+/// Longest a SIGTERM hand-over may take before the node stops anyway.
+const LEAVE_MAX: Duration = Duration::from_secs(20);
+/// How long a leaving node keeps forwarding requests after the others took over, so clients
+/// (which refresh their partition maps every second) move to the new owners first.
+const LEAVE_GRACE: Duration = Duration::from_millis(2500);
+
+/// Leaves the cluster cleanly (SIGTERM): stops heartbeating so the others form a cluster
+/// without this node, then forwards every request to that cluster's masters for a grace
+/// period while clients refresh their maps. With replication-factor 2 or more the others
+/// hold a complete copy of everything this node had (every write was replicated before it
+/// was acknowledged), so nothing needs to be copied away first. Returns at once when this
+/// node is alone.
+pub async fn leave(state: &Arc<NodeState>) {
+    if state.cluster.peers().is_empty() {
+        return;
+    }
+    let me = state.node_id;
+    info!(target: "shoal::node", "leaving the cluster: the other members take over this node's partitions");
+    state.cluster.set_leaving();
+    let started = std::time::Instant::now();
+    let view = loop {
+        let views = state.cluster.peer_views();
+        if !views.is_empty()
+            && views
+                .iter()
+                .all(|v| v.key != 0 && v.key == views[0].key && !v.succession.contains(&me))
+        {
+            break Some(views[0].clone());
+        }
+        if started.elapsed() > LEAVE_MAX {
+            break None;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let Some(view) = view else {
+        warn!(target: "shoal::node", "the other members did not form a cluster without this node in time; stopping anyway");
+        return;
+    };
+    let members = state.cluster.members(&view);
+    let rf = state
+        .ownership
+        .namespaces
+        .first()
+        .map_or(1, |n| usize::try_from(n.ns.replication_factor).unwrap_or(1));
+    let table = shoal_cluster::balance::PartitionTable::build(&members, rf);
+    let masters: Vec<NodeId> = (0..PARTITIONS as u16)
+        .map(|pid| table.master(pid).unwrap_or(me))
+        .collect();
+    *state.ownership.leaving.write() = Some(Arc::new(masters));
+    state.partition_generation.fetch_add(1, Relaxed);
+    info!(target: "shoal::node", cluster_key = format!("{:X}", view.key), size = view.succession.len(),
+        after_ms = started.elapsed().as_millis() as u64, "the others formed a cluster without this node; forwarding requests to it");
+    tokio::time::sleep(LEAVE_GRACE).await;
 }
 
 /// Sends a truncation this node just applied to every other member (best effort, retried a

@@ -36,26 +36,30 @@ pub async fn handle<W: AsyncWrite + Unpin>(
     out: &mut MsgWriter,
     wr: &mut W,
 ) -> std::io::Result<()> {
-    handle_inner(state, body, out, wr, false).await
+    handle_inner(state, body, out, wr, 0).await
 }
 
-/// Handles a client message another node proxied here: executed locally or refused with
-/// PARTITION_UNAVAILABLE, never proxied again.
+/// Handles a client message another node proxied here (`hops` nodes so far): executed
+/// locally, proxied once more at most, or refused with PARTITION_UNAVAILABLE.
 pub async fn handle_proxied<W: AsyncWrite + Unpin>(
     state: &Arc<NodeState>,
     body: &[u8],
+    hops: u8,
     out: &mut MsgWriter,
     wr: &mut W,
 ) -> std::io::Result<()> {
-    handle_inner(state, body, out, wr, true).await
+    handle_inner(state, body, out, wr, hops).await
 }
+
+/// Most nodes a request passes through (a leaving node, then a new owner, then the master).
+const PROXY_HOPS_MAX: u8 = 2;
 
 async fn handle_inner<W: AsyncWrite + Unpin>(
     state: &Arc<NodeState>,
     body: &[u8],
     out: &mut MsgWriter,
     wr: &mut W,
-    proxied: bool,
+    hops: u8,
 ) -> std::io::Result<()> {
     let msg = match Msg::decode(body) {
         Ok(m) => m,
@@ -76,7 +80,7 @@ async fn handle_inner<W: AsyncWrite + Unpin>(
         state.latency(OpKind::Scan).record(started.elapsed());
         r
     } else {
-        let (kind, proxy_reply) = single(state, &msg, body, out, proxied).await;
+        let (kind, proxy_reply) = single(state, &msg, body, out, hops).await;
         // Timed before the socket write, like Aerospike's own transaction histograms.
         state.latency(kind).record(started.elapsed());
         match proxy_reply {
@@ -102,13 +106,15 @@ enum Route {
     Unavailable,
 }
 
-fn route(
-    state: &NodeState,
-    routes: &Routes,
-    pid: PartitionId,
-    write: bool,
-    proxied: bool,
-) -> Route {
+fn route(state: &NodeState, routes: &Routes, pid: PartitionId, write: bool, hops: u8) -> Route {
+    // A node handing its partitions away sends everything to the cluster it is leaving.
+    if let Some(to) = state.ownership.leaving_master(pid) {
+        return if hops < PROXY_HOPS_MAX {
+            Route::Proxy(to)
+        } else {
+            Route::Unavailable
+        };
+    }
     if routes.alone {
         return Route::Local;
     }
@@ -116,7 +122,7 @@ fn route(
         Some(m) if m == state.node_id => Route::Local,
         // A replica holding a complete copy serves reads (the client's replica policy).
         _ if !write && routes.complete.get(pid.0) => Route::Local,
-        Some(m) if !proxied => Route::Proxy(m),
+        Some(m) if hops < PROXY_HOPS_MAX => Route::Proxy(m),
         _ => Route::Unavailable,
     }
 }
@@ -128,7 +134,7 @@ async fn single(
     msg: &Msg<'_>,
     body: &[u8],
     out: &mut MsgWriter,
-    proxied: bool,
+    hops: u8,
 ) -> (OpKind, Option<Vec<u8>>) {
     let mut kind = OpKind::Read;
     let req = record_request(
@@ -149,7 +155,7 @@ async fn single(
     if let Some((req, ns, own)) = target {
         let write = req.info2 & info2::WRITE != 0;
         let routes = own.routes();
-        match route(state, &routes, req.digest.partition(), write, proxied) {
+        match route(state, &routes, req.digest.partition(), write, hops) {
             Route::Local => {
                 out.open_frame();
                 kind = op_kind(req);
@@ -170,6 +176,7 @@ async fn single(
             Route::Proxy(to) => {
                 own.proxied_requests.fetch_add(1, Relaxed);
                 let msg = FabricMessage::Proxy {
+                    hops,
                     body: body.to_vec(),
                 };
                 let code = match state.fabric.request(to, &msg, PROXY_TIMEOUT).await {
@@ -352,7 +359,7 @@ async fn batch<W: AsyncWrite + Unpin>(
                 let routes = own.map(|o| o.routes());
                 let local = routes.as_ref().is_none_or(|r| {
                     matches!(
-                        route(state, r, req.digest.partition(), write, true),
+                        route(state, r, req.digest.partition(), write, PROXY_HOPS_MAX),
                         Route::Local
                     )
                 });
@@ -464,7 +471,9 @@ async fn background_ops<W: AsyncWrite + Unpin>(
         .set
         .map(|s| String::from_utf8_lossy(s).into_owned())
         .unwrap_or_default();
-    crate::jobs::start_background_ops(&state.jobs, ns.clone(), body.to_vec(), trid, sets, set_name);
+    if let Some(st) = state.arc() {
+        crate::jobs::start_background_ops(st, ns.clone(), body.to_vec(), trid, sets, set_name);
+    }
     finish_stream(out, wr, ResultCode::Ok).await
 }
 

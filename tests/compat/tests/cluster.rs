@@ -197,3 +197,76 @@ fn a_cluster_routes_replicates_and_loses_nothing_acknowledged_across_kill_rejoin
     });
     drop(n1);
 }
+
+#[test]
+fn sigterm_hands_a_node_over_with_no_client_errors() {
+    let hb: Vec<u16> = (0..3).map(|_| free_port().expect("port")).collect();
+    let n1 = spawn(hb[0], None);
+    let n2 = spawn(hb[1], Some(hb[0]));
+    let mut n3 = spawn(hb[2], Some(hb[0]));
+    wait_stable(
+        &[n1.port(), n2.port(), n3.port()],
+        3,
+        Duration::from_secs(30),
+    );
+    run(async {
+        let client = connect(n1.port(), 3).await;
+        for i in 0..1000 {
+            assert!(put(&client, i).await);
+        }
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let load = {
+            let client = client.clone();
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let (mut ok, mut errors) = (Vec::new(), Vec::new());
+                let mut i = 1000i64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let key = as_key!(NS, SET, i);
+                    match client
+                        .put(&WritePolicy::default(), &key, &[as_bin!("v", i)])
+                        .await
+                    {
+                        Ok(()) => ok.push(i),
+                        Err(e) => errors.push(format!("write {i}: {e}")),
+                    }
+                    let read_key = as_key!(NS, SET, i % 1000);
+                    if let Err(e) = client
+                        .get(&ReadPolicy::default(), &read_key, Bins::All)
+                        .await
+                    {
+                        errors.push(format!("read {}: {e}", i % 1000));
+                    }
+                    i += 1;
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+                (ok, errors)
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let t = Instant::now();
+        let status = tokio::task::spawn_blocking(move || {
+            let s = n3.terminate(Duration::from_secs(30));
+            (s, n3)
+        })
+        .await
+        .expect("terminate");
+        let (status, _n3) = status;
+        assert!(status.expect("exits").success(), "clean exit on SIGTERM");
+        eprintln!("FIGURE SIGTERM hand-over took {:?}", t.elapsed());
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let (ok, errors) = load.await.expect("load");
+        eprintln!(
+            "FIGURE client errors during SIGTERM: {} ({} writes acknowledged)",
+            errors.len(),
+            ok.len()
+        );
+        assert!(errors.is_empty(), "client errors: {errors:?}");
+        assert!(ok.len() > 100, "the load ran: {}", ok.len());
+        let mut all: Vec<i64> = (0..1000).collect();
+        all.extend(&ok);
+        let lost = missing(&client, &all).await;
+        assert!(lost.is_empty(), "lost after SIGTERM: {lost:?}");
+    });
+}
