@@ -270,3 +270,75 @@ fn sigterm_hands_a_node_over_with_no_client_errors() {
         assert!(lost.is_empty(), "lost after SIGTERM: {lost:?}");
     });
 }
+
+fn signal(pid: u32, sig: &str) {
+    let ok = std::process::Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .expect("kill runs")
+        .success();
+    assert!(ok, "kill {sig} {pid}");
+}
+
+#[test]
+fn a_paused_node_rejoins_and_its_stale_copies_lose_to_newer_writes() {
+    let hb: Vec<u16> = (0..3).map(|_| free_port().expect("port")).collect();
+    let n1 = spawn(hb[0], None);
+    let n2 = spawn(hb[1], Some(hb[0]));
+    let n3 = spawn(hb[2], Some(hb[0]));
+    let all = [n1.port(), n2.port(), n3.port()];
+    wait_stable(&all, 3, Duration::from_secs(30));
+    run(async {
+        let client = connect(n1.port(), 3).await;
+        let keys: Vec<i64> = (0..600).collect();
+        for &i in &keys {
+            assert!(put(&client, i).await);
+        }
+        // Pause one node past the heartbeat timeout (1.5 s): the others go on without it.
+        signal(n3.pid(), "-STOP");
+        let two = [n1.port(), n2.port()];
+        tokio::task::spawn_blocking(move || wait_stable(&two, 2, Duration::from_secs(30)))
+            .await
+            .expect("wait");
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        // Newer versions of every key while it sleeps.
+        for &i in &keys {
+            let key = as_key!(NS, SET, i);
+            let mut written = false;
+            for _ in 0..20 {
+                if client
+                    .put(&WritePolicy::default(), &key, &[as_bin!("v", i + 10_000)])
+                    .await
+                    .is_ok()
+                {
+                    written = true;
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            assert!(written, "write {i} while a node is paused");
+        }
+        signal(n3.pid(), "-CONT");
+        let ports = all;
+        let t =
+            tokio::task::spawn_blocking(move || wait_stable(&ports, 3, Duration::from_secs(60)))
+                .await
+                .expect("wait");
+        eprintln!("FIGURE paused node back and cluster stable after {t:?}");
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        for &i in &keys {
+            let key = as_key!(NS, SET, i);
+            let r = client
+                .get(&ReadPolicy::default(), &key, Bins::All)
+                .await
+                .expect("read after the pause");
+            assert_eq!(
+                r.bins.get("v"),
+                Some(&Value::Int(i + 10_000)),
+                "key {i}: a stale copy won"
+            );
+        }
+        let objects: u64 = all.iter().map(|p| ns_stat(*p, "objects")).sum();
+        assert_eq!(objects, 2 * keys.len() as u64, "two copies, no leftovers");
+    });
+}
