@@ -25,6 +25,7 @@ use crate::format::{
 use crate::location::Location;
 use crate::wblock::{BlockState, BlockTable, PostWriteCache, WriteBuffer};
 use shoal_base::Digest;
+use std::collections::HashMap;
 
 /// When a write is acknowledged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -616,11 +617,17 @@ impl Engine {
     /// Defrags up to `max_blocks` blocks whose live bytes are under `defrag-lwm-pct`: every
     /// record `index` still points at is rewritten into the write buffer and the block is
     /// freed (reusable after the next sync). Returns the moves, which the caller must apply to
-    /// its index. Stops at the first error; moves made before it are returned, and the error
+    /// its index, in order (a record may move twice: a later move starts where an earlier one
+    /// ended). Stops at the first error; moves made before it are returned, and the error
     /// (sticky when a device is poisoned) surfaces on the next call.
     pub fn defrag(&mut self, index: &dyn LiveIndex, max_blocks: usize) -> Result<Vec<Relocation>> {
         let block_bytes = self.config.block_bytes;
         let mut moves = Vec::new();
+        // Where this call's moves put their copies. `index` learns of them only after the
+        // call, so it calls them dead; yet they can sit in a block this same call defrags next
+        // (the write block the moves filled, sealed under the low-water mark). They are
+        // current exactly when the record they copy was, so they must move again.
+        let mut moved: HashMap<Location, Digest> = HashMap::new();
         let mut done = 0;
         for d in &mut self.devices {
             while done < max_blocks {
@@ -630,8 +637,9 @@ impl Engine {
                 let Some(block) = d.blocks.next_defrag() else {
                     break;
                 };
-                match defrag_block(d, block, block_bytes, index) {
+                match defrag_block(d, block, block_bytes, index, &moved) {
                     Ok(mut m) => {
+                        moved.extend(m.iter().map(|r| (r.to, r.digest)));
                         moves.append(&mut m);
                         done += 1;
                     }
@@ -677,12 +685,15 @@ impl Engine {
 }
 
 /// Moves every current record out of `block`; on failure undoes the accounting of the copies
-/// already made (they become dead bytes) and leaves the block as it was.
+/// already made (they become dead bytes) and leaves the block as it was. A record is current
+/// when `index` points at it or when it is a copy an earlier move of the same defrag call
+/// made (`moved`: destination → digest), which `index` does not know yet.
 fn defrag_block(
     d: &mut DeviceState,
     block: u32,
     block_bytes: u32,
     index: &dyn LiveIndex,
+    moved: &HashMap<Location, Digest>,
 ) -> Result<Vec<Relocation>> {
     let info = *d
         .blocks
@@ -697,7 +708,7 @@ fn defrag_block(
             area / u64::from(RBLOCK_BYTES),
             (v.padded_len / RBLOCK_BYTES as usize) as u32,
         );
-        if index.is_current(&v.digest, from) {
+        if moved.get(&from) == Some(&v.digest) || index.is_current(&v.digest, from) {
             current.push((from, v));
         }
     });

@@ -416,6 +416,58 @@ fn cold_start_skips_expired_truncated_and_superseded_versions() {
     assert_eq!(db.recovery_stats.superseded, 2);
 }
 
+/// Regression (torture seed 14): under commit-to-device load, acknowledged records that had
+/// been defragged became unreadable ("block is free") although their bytes were on flash.
+/// One defrag call moved the live records of block A into the open write block B; the moves
+/// filled B, so B was sealed under the low-water mark and queued, and the same call defragged
+/// it next. The caller's index still pointed into A (moves are applied only after the call),
+/// so the copies in B looked dead, were left behind, and B was freed with them in it; applying
+/// the moves then pointed the index into a free block.
+#[test]
+fn records_moved_into_a_block_defragged_in_the_same_call_are_moved_again() {
+    let dev = SimDevice::new(device_len(16));
+    let mut db = Db::open_sim(config("ns"), &dev, None).unwrap();
+    // Drops an index entry the way expiry does: no new version, just release the bytes.
+    let expire = |db: &mut Db, k: u32| {
+        let e = db.index.map.remove(&digest(k)).unwrap();
+        db.engine.release(e.location());
+    };
+    // Ten 400-byte records fill block 0; the eleventh opens block 1.
+    let mut locs = vec![];
+    for k in 0..17 {
+        locs.push(db.put(&digest(k), &bins(k, 0, 300), 1).unwrap());
+    }
+    let block_of = |l: Location| l.block(BLOCK);
+    assert!(locs[..10].iter().all(|&l| block_of(l) == 0));
+    assert!(locs[10..].iter().all(|&l| block_of(l) == 1));
+    // Block 1 (the open block) keeps room for three more records and holds nothing live.
+    for k in 10..17 {
+        expire(&mut db, k);
+    }
+    // Block 0 keeps four live records (1600 B, under the 2048 B low-water mark).
+    for k in 0..6 {
+        expire(&mut db, k);
+    }
+    db.defrag(4).unwrap();
+    // The moves filled block 1, which was sealed under the low-water mark and defragged too.
+    assert_eq!(db.engine.stats().devices[0].defrag_blocks, 2);
+    for k in 6..10 {
+        let l = db.index.map[&digest(k)].location();
+        match db.engine.get(l) {
+            Ok(r) => assert_eq!(r.bins, bins(k, 0, 300)),
+            Err(e) => panic!("record {k} lost by defrag: {e}"),
+        }
+    }
+    let indexed: u64 = db
+        .index
+        .map
+        .values()
+        .map(|e| u64::from(e.location().size_bytes()))
+        .sum();
+    assert_eq!(db.engine.stats().devices[0].live_bytes, indexed);
+    assert_eq!(db.contents().len(), 4);
+}
+
 #[test]
 fn two_devices_stripe_by_digest_and_recover() {
     let devs = [SimDevice::new(device_len(8)), SimDevice::new(device_len(8))];
