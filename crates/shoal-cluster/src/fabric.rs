@@ -9,7 +9,8 @@
 //! frame      = len:u32 kind:u8 id:u64 body          (len counts kind + id + body)
 //! exchange   = key:u64 ns:str epoch:u64 prev_key:u64 complete:512 holds:512
 //! complete   = key:u64 ns:str pids:512
-//! offer      = key:u64 ns:str pid:u16 n:u32 (digest:20 lut:u64 gen:u16)*n
+//! offer      = key:u64 ns:str pid:u16 n:u32 (digest:20 lut:u64 gen:u16)*n clean
+//! clean      = 0 | 1 has_after:u8 [after:20] done:u8 before_lut:u64
 //! records    = key:u64 ns:str pid:u16 bytes
 //! migrated   = key:u64 ns:str pids:512
 //! replicate  = ns:str bytes
@@ -52,6 +53,16 @@ pub struct Offered {
     pub generation: u16,
 }
 
+/// The range an authoritative offer covers: the receiver removes its records in it (after
+/// `after`, up to the last offered digest or to the end when `done`) that were not offered
+/// and are older than `before_lut` (newer ones were replicated after the source's snapshot).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Clean {
+    pub after: Option<Digest>,
+    pub done: bool,
+    pub before_lut: u64,
+}
+
 /// Everything that travels over the fabric.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FabricMessage {
@@ -73,6 +84,8 @@ pub enum FabricMessage {
         ns: String,
         pid: u16,
         entries: Vec<Offered>,
+        /// From a complete source: the receiver also removes what the source does not have.
+        clean: Option<Clean>,
     },
     /// Record changes of a partition being migrated.
     Records {
@@ -169,6 +182,7 @@ pub fn encode(id: u64, msg: &FabricMessage, out: &mut Vec<u8>) {
             ns,
             pid,
             entries,
+            clean,
         } => {
             out.extend_from_slice(&key.to_be_bytes());
             put_str(out, ns);
@@ -179,6 +193,21 @@ pub fn encode(id: u64, msg: &FabricMessage, out: &mut Vec<u8>) {
                 out.extend_from_slice(&e.digest.0);
                 out.extend_from_slice(&e.lut_ms.to_be_bytes());
                 out.extend_from_slice(&e.generation.to_be_bytes());
+            }
+            match clean {
+                None => out.push(0),
+                Some(c) => {
+                    out.push(1);
+                    match c.after {
+                        None => out.push(0),
+                        Some(d) => {
+                            out.push(1);
+                            out.extend_from_slice(&d.0);
+                        }
+                    }
+                    out.push(u8::from(c.done));
+                    out.extend_from_slice(&c.before_lut.to_be_bytes());
+                }
             }
         }
         FabricMessage::Records {
@@ -310,11 +339,30 @@ pub fn decode(frame: &[u8]) -> Result<(u64, FabricMessage), FabricError> {
                     generation,
                 });
             }
+            let clean = match r.u8()? {
+                0 => None,
+                1 => {
+                    let after = match r.u8()? {
+                        0 => None,
+                        1 => Some(Digest::from_slice(r.take(20)?).ok_or(FabricError("digest"))?),
+                        _ => return Err(FabricError("offer range")),
+                    };
+                    let done = r.u8()? != 0;
+                    let before_lut = r.u64()?;
+                    Some(Clean {
+                        after,
+                        done,
+                        before_lut,
+                    })
+                }
+                _ => return Err(FabricError("offer clean flag")),
+            };
             FabricMessage::Offer {
                 key,
                 ns,
                 pid,
                 entries,
+                clean,
             }
         }
         KIND_RECORDS => {
@@ -461,6 +509,11 @@ mod tests {
                     lut_ms: 5,
                     generation: 6,
                 }],
+                clean: Some(Clean {
+                    after: Some(d),
+                    done: true,
+                    before_lut: 9,
+                }),
             },
             FabricMessage::Records {
                 key: 1,
@@ -515,11 +568,12 @@ mod tests {
                 ns: String::new(),
                 pid: 1,
                 entries: Vec::new(),
+                clean: None,
             },
             &mut buf,
         );
         let n = buf.len();
-        buf[n - 6..n - 4].copy_from_slice(&4096u16.to_be_bytes());
+        buf[n - 7..n - 5].copy_from_slice(&4096u16.to_be_bytes());
         assert!(decode(&buf).is_err());
         let mut buf = Vec::new();
         encode(1, &FabricMessage::Wanted { digests: vec![] }, &mut buf);

@@ -59,6 +59,9 @@ pub struct Pulse {
     pub service: Endpoint,
     /// Where other nodes reach the sender's fabric.
     pub fabric: Endpoint,
+    /// Random per process start: a change means the node restarted (its memory is gone)
+    /// even if it came back before the timeout.
+    pub boot: u64,
     pub rack: u32,
     /// Peers the sender currently hears, with their endpoints.
     pub peers: Vec<(NodeId, Endpoint)>,
@@ -71,6 +74,8 @@ pub struct Pulse {
 pub enum HeartbeatEvent {
     Arrived(NodeId),
     Departed(NodeId),
+    /// A live peer's pulses show a new boot id: it restarted within the timeout.
+    Restarted(NodeId),
 }
 
 /// What we know about a live peer.
@@ -79,6 +84,7 @@ pub struct Peer {
     pub endpoint: Endpoint,
     pub service: Endpoint,
     pub fabric: Endpoint,
+    pub boot: u64,
     pub rack: u32,
     pub last_heard_ms: u64,
     /// Whom the peer hears (from its last pulse).
@@ -102,6 +108,7 @@ pub struct Heartbeat {
     endpoint: Endpoint,
     service: Endpoint,
     fabric: Endpoint,
+    boot: u64,
     rack: u32,
     config: HeartbeatConfig,
     peers: BTreeMap<NodeId, Peer>,
@@ -127,6 +134,7 @@ impl Heartbeat {
             endpoint,
             service: endpoint,
             fabric: endpoint,
+            boot: 0,
             rack,
             config,
             peers: BTreeMap::new(),
@@ -146,6 +154,11 @@ impl Heartbeat {
     pub fn set_addresses(&mut self, service: Endpoint, fabric: Endpoint) {
         self.service = service;
         self.fabric = fabric;
+    }
+
+    /// Sets this process's boot id (random per start).
+    pub fn set_boot(&mut self, boot: u64) {
+        self.boot = boot;
     }
 
     /// This node's id.
@@ -241,6 +254,7 @@ impl Heartbeat {
                 endpoint: self.endpoint,
                 service: self.service,
                 fabric: self.fabric,
+                boot: self.boot,
                 rack: self.rack,
                 peers: self.peers.iter().map(|(n, p)| (*n, p.endpoint)).collect(),
                 view: view.clone(),
@@ -281,13 +295,18 @@ impl Heartbeat {
             endpoint: pulse.endpoint,
             service: pulse.service,
             fabric: pulse.fabric,
+            boot: pulse.boot,
             rack: pulse.rack,
             last_heard_ms: now_ms,
             hears,
             view: pulse.view,
         };
-        if self.peers.insert(pulse.from, peer).is_none() {
-            events.push(HeartbeatEvent::Arrived(pulse.from));
+        match self.peers.insert(pulse.from, peer) {
+            None => events.push(HeartbeatEvent::Arrived(pulse.from)),
+            Some(old) if old.boot != pulse.boot => {
+                events.push(HeartbeatEvent::Restarted(pulse.from))
+            }
+            Some(_) => {}
         }
         self.alumni.insert(pulse.from, pulse.endpoint);
         events
@@ -309,6 +328,7 @@ mod tests {
             endpoint: ep(port),
             service: ep(port),
             fabric: ep(port),
+            boot: 0,
             rack: 0,
             peers: peers.iter().map(|(n, p)| (NodeId(*n), ep(*p))).collect(),
             view: ClusterView::default(),

@@ -88,6 +88,10 @@ pub struct Report {
 pub struct Emigration {
     pub pid: u16,
     pub to: NodeId,
+    /// The source is complete and trusted, and the target holds records of the partition:
+    /// the target must also drop what the source does not have (deleted meanwhile), so a
+    /// stale copy does not bring deleted records back.
+    pub clean: bool,
 }
 
 /// Where the namespace stands.
@@ -340,7 +344,12 @@ impl Partitions {
                     self.incoming[usize::from(pid)] = expect;
                 }
                 if sources.contains(&self.me) && t != self.me {
-                    let e = Emigration { pid, to: t };
+                    let e = Emigration {
+                        pid,
+                        to: t,
+                        clean: !c.is_empty()
+                            && self.reports.get(&t).is_some_and(|r| r.holds.get(pid)),
+                    };
                     self.outgoing.insert(e);
                     fx.emigrate.push(e);
                 }
@@ -453,7 +462,11 @@ impl Partitions {
             if self.table.replica_index(self.me, pid).is_some() || self.dropped.get(pid) {
                 continue;
             }
-            let first = Emigration { pid, to: NodeId(0) };
+            let first = Emigration {
+                pid,
+                to: NodeId(0),
+                clean: false,
+            };
             if self
                 .outgoing
                 .range(first..)
@@ -471,6 +484,36 @@ impl Partitions {
             }
         }
         out
+    }
+
+    /// This node's copies may be stale (its process was paused while the others went on):
+    /// report them as untrusted in the next exchange (epoch 0, nothing complete), as a fresh
+    /// process would, so they only contribute through newest-wins merges.
+    pub fn distrust(&mut self) {
+        self.epoch = 0;
+        self.complete_key = 0;
+        self.complete = Bitmap::default();
+        let me = self.me;
+        for done in &mut self.complete_nodes {
+            done.remove(&me);
+        }
+        self.generation += 1;
+    }
+
+    /// `node` restarted (its copies are gone) without leaving the view: it no longer holds
+    /// anything complete, so it stops being a working master until a new view re-plans.
+    pub fn forget_copies(&mut self, node: NodeId) -> bool {
+        if node == self.me {
+            return false;
+        }
+        let mut changed = false;
+        for done in &mut self.complete_nodes {
+            changed |= done.remove(&node);
+        }
+        if changed {
+            self.generation += 1;
+        }
+        changed
     }
 
     /// Partitions this node holds complete under the current plan.

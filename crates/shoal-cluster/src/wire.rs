@@ -6,7 +6,7 @@
 //!
 //! ```text
 //! frame    = len:u32 kind:u8 payload            (len counts kind + payload)
-//! pulse    = from:u64 name:str endpoint service:endpoint fabric:endpoint rack:u32
+//! pulse    = from:u64 name:str endpoint service:endpoint fabric:endpoint boot:u64 rack:u32
 //!            n:u16 (node:u64 endpoint)*n view
 //! propose  = from:u64 key:u64 n:u16 node:u64*n
 //! accept   = from:u64 key:u64
@@ -68,6 +68,7 @@ pub fn encode(msg: &NodeMessage, out: &mut Vec<u8>) {
             put_endpoint(out, p.endpoint);
             put_endpoint(out, p.service);
             put_endpoint(out, p.fabric);
+            out.extend_from_slice(&p.boot.to_be_bytes());
             out.extend_from_slice(&p.rack.to_be_bytes());
             let peers = &p.peers[..p.peers.len().min(NODES_MAX)];
             out.extend_from_slice(&(peers.len() as u16).to_be_bytes());
@@ -153,6 +154,7 @@ pub fn decode(frame: &[u8]) -> Result<NodeMessage, WireError> {
             let endpoint = r.endpoint()?;
             let service = r.endpoint()?;
             let fabric = r.endpoint()?;
+            let boot = r.u64()?;
             let rack = r.u32()?;
             let n = r.count()?;
             let mut peers = Vec::with_capacity(n);
@@ -166,6 +168,7 @@ pub fn decode(frame: &[u8]) -> Result<NodeMessage, WireError> {
                 endpoint,
                 service,
                 fabric,
+                boot,
                 rack,
                 peers,
                 view: ClusterView { key, succession },
@@ -288,6 +291,7 @@ mod tests {
                         endpoint: ep,
                         service: ep,
                         fabric: ep,
+                        boot: rack.into(),
                         rack,
                         peers,
                         view: ClusterView { key, succession },

@@ -346,6 +346,41 @@ pub fn changes(ns: &Namespace, digests: &[Digest]) -> Result<Vec<(Digest, Change
     Ok(out)
 }
 
+/// Removes this node's records of partition `pid` in the digest range (`after`, `upto`]
+/// (`upto` None = to the end) that a complete source did not offer (`offered`, in any order)
+/// and that are older than `before_lut`: the source deleted them (or never had them), and
+/// anything newer reached this node by replication after the source's snapshot. Returns the
+/// number removed.
+pub fn remove_absent(
+    ns: &Namespace,
+    pid: PartitionId,
+    after: Option<Digest>,
+    upto: Option<Digest>,
+    offered: &[Digest],
+    before_lut: u64,
+) -> Result<u64, DataError> {
+    let offered: std::collections::HashSet<&Digest> = offered.iter().collect();
+    let lower = after.map_or(Bound::Unbounded, Bound::Excluded);
+    let upper = upto.map_or(Bound::Unbounded, Bound::Included);
+    let mut part = ns.index.partition(pid).write();
+    let doomed: Vec<Digest> = part
+        .range((lower, upper))
+        .filter(|(d, r)| !offered.contains(d) && r.lut_ms < before_lut)
+        .map(|(d, _)| *d)
+        .collect();
+    let mut tickets = Vec::new();
+    for d in &doomed {
+        if let Some(t) = remove_local(ns, &mut part, d, before_lut)? {
+            tickets.push(t);
+        }
+    }
+    drop(part);
+    for t in tickets {
+        ns.commit(Some(t))?;
+    }
+    Ok(doomed.len() as u64)
+}
+
 /// True when partition `pid` holds any record (expired ones included).
 pub fn holds(ns: &Namespace, pid: PartitionId) -> bool {
     !ns.index.partition(pid).read().is_empty()
@@ -472,6 +507,33 @@ mod tests {
         );
         set_immigrating(&a, d.partition(), false);
         assert!(a.immigration_tombstones.partition_of(&d).read().is_empty());
+    }
+
+    #[test]
+    fn remove_absent_drops_only_old_records_in_range_that_were_not_offered() {
+        let a = ns();
+        let ds: Vec<Digest> = (0..6u8)
+            .map(|i| {
+                let mut raw = [0u8; 20];
+                raw[19] = i;
+                Digest::from_slice(&raw).expect("20 bytes")
+            })
+            .collect();
+        for (i, d) in ds.iter().enumerate() {
+            let lut = if i == 4 { 9_000 } else { 1_000 };
+            apply(&a, d, &put(1, lut, b"v")).ok();
+        }
+        let pid = ds[0].partition();
+        // Range (d0, d3]: d1 offered, d2 and d3 not -> removed; d0 outside the range.
+        let n = remove_absent(&a, pid, Some(ds[0]), Some(ds[3]), &[ds[1]], 5_000).ok();
+        assert_eq!(n, Some(2));
+        // To the end: d4 is newer than the snapshot (replicated later) and stays; d5 goes.
+        let n = remove_absent(&a, pid, Some(ds[3]), None, &[], 5_000).ok();
+        assert_eq!(n, Some(1));
+        let (left, _) = summaries(&a, pid, None, 10);
+        let left: Vec<Digest> = left.into_iter().map(|(d, _)| d).collect();
+        assert_eq!(left, vec![ds[0], ds[1], ds[4]]);
+        assert_eq!(a.stats.objects.load(Relaxed), 3);
     }
 
     #[test]

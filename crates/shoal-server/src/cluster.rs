@@ -25,6 +25,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 
+/// A timer gap this long means the process did not run (paused): see `in_sync`.
+const SYNC_TICK_GAP_MAX_MS: u64 = 1_000;
+/// After a pause, how long departed members still count against `in_sync`.
+const RESUME_QUIET_MS: u64 = 3_000;
 /// How often the protocols are ticked.
 const TICK: Duration = Duration::from_millis(10);
 /// How often seeds are resolved again (DNS names change as containers come and go).
@@ -49,6 +53,18 @@ pub struct ClusterShell {
     views: watch::Sender<ClusterView>,
     /// Set when the node leaves the cluster (SIGTERM): it stops pulsing and clustering.
     leaving: std::sync::atomic::AtomicBool,
+    /// Peers seen restarting within the heartbeat timeout, for `ownership` to take in.
+    restarted: Mutex<Vec<NodeId>>,
+    /// Woken when `restarted` gets an entry.
+    pub restarted_notify: tokio::sync::Notify,
+    /// When the protocol timer last ran (ms since `clock_origin`).
+    last_tick_ms: AtomicU64,
+    /// When the timer last found it had not run for a long while (the process was paused).
+    resumed_at_ms: AtomicU64,
+    /// Set when a pause is detected, for `ownership` to take in.
+    resumed: std::sync::atomic::AtomicBool,
+    /// Every member of our view hears us in its own view, with pulses newer than any pause.
+    in_sync: std::sync::atomic::AtomicBool,
     /// Bumped whenever the peer list clients see may have changed.
     peers_generation: AtomicU64,
     rack: u32,
@@ -73,9 +89,35 @@ impl ClusterShell {
         self.views.subscribe()
     }
 
+    /// False when this node may be acting on a stale view: its timer has not run for a while
+    /// (the process was paused, or is starved), or a member of its view has moved on to a view
+    /// without it, or has not been heard since this node resumed from a pause. A node out of
+    /// sync must not execute requests as a master: its copies may be stale and its writes
+    /// would overwrite newer ones on the other owners.
+    pub fn in_sync(&self) -> bool {
+        let now = self.now_ms();
+        self.in_sync.load(Relaxed)
+            && now.saturating_sub(self.last_tick_ms.load(Relaxed)) < SYNC_TICK_GAP_MAX_MS
+    }
+
+    /// True once after the timer found the process had been paused.
+    pub fn take_resumed(&self) -> bool {
+        self.resumed.swap(false, Relaxed)
+    }
+
+    /// Takes the peers seen restarting since the last call.
+    pub fn take_restarted(&self) -> Vec<NodeId> {
+        std::mem::take(&mut *self.restarted.lock())
+    }
+
     /// Stops pulsing and clustering: the others see this node depart and go on without it.
     pub fn set_leaving(&self) {
         self.leaving.store(true, Relaxed);
+    }
+
+    /// True once the node started leaving the cluster.
+    pub fn is_leaving(&self) -> bool {
+        self.leaving.load(Relaxed)
     }
 
     /// The committed views of the live peers (from their pulses).
@@ -214,6 +256,7 @@ pub async fn bind(
     };
     let mut hb = Heartbeat::new(me, endpoint, config.rack_id, hb_config, [], 0);
     hb.set_addresses(service, fabric);
+    hb.set_boot(crate::random::random_u64(u64::from(service_port)));
     let shell = Arc::new(ClusterShell {
         me,
         protocols: Mutex::new(Protocols {
@@ -225,6 +268,12 @@ pub async fn bind(
         clock_origin: Instant::now(),
         views: watch::channel(ClusterView::default()).0,
         leaving: std::sync::atomic::AtomicBool::new(false),
+        restarted: Mutex::new(Vec::new()),
+        restarted_notify: tokio::sync::Notify::new(),
+        last_tick_ms: AtomicU64::new(0),
+        resumed_at_ms: AtomicU64::new(0),
+        resumed: std::sync::atomic::AtomicBool::new(false),
+        in_sync: std::sync::atomic::AtomicBool::new(true),
         peers_generation: AtomicU64::new(1),
         rack: config.rack_id,
     });
@@ -341,6 +390,32 @@ pub async fn run(
         }
         salt = salt.wrapping_add(1);
         let now = shell.now_ms();
+        let last = shell.last_tick_ms.swap(now, Relaxed);
+        if last != 0 && now.saturating_sub(last) >= SYNC_TICK_GAP_MAX_MS {
+            warn!(target: "shoal::cluster", gap_ms = now - last,
+                "the node did not run for a while (paused?); serving nothing until its cluster confirms it");
+            shell.resumed_at_ms.store(now, Relaxed);
+            shell.resumed.store(true, Relaxed);
+            shell.restarted_notify.notify_one();
+        }
+        {
+            let resumed = shell.resumed_at_ms.load(Relaxed);
+            let view = shell.view.lock().clone();
+            let p = shell.protocols.lock();
+            // A member that departed does not count (the cluster is re-forming without it),
+            // except right after a pause, when every member must be heard afresh.
+            let just_resumed = resumed != 0 && now.saturating_sub(resumed) < RESUME_QUIET_MS;
+            let synced = view.succession.iter().filter(|n| **n != shell.me).all(|n| {
+                match p.hb.peers().get(n) {
+                    Some(peer) => {
+                        peer.last_heard_ms > resumed
+                            && (peer.view.key == 0 || peer.view.succession.contains(&shell.me))
+                    }
+                    None => !just_resumed,
+                }
+            });
+            shell.in_sync.store(synced, Relaxed);
+        }
         let mut frames: Vec<(Endpoint, Vec<u8>)> = Vec::new();
         let mut committed = None;
         let mut events = Vec::new();
@@ -375,6 +450,7 @@ pub async fn run(
                 HeartbeatEvent::Departed(n) => {
                     info!(target: "shoal::cluster", node = %n, "node departed")
                 }
+                HeartbeatEvent::Restarted(_) => {}
             }
         }
         if shell.leaving.load(Relaxed) {
@@ -444,8 +520,16 @@ fn handle_frame(shell: &Arc<ClusterShell>, frame: &[u8]) {
         match msg {
             NodeMessage::Pulse(pulse) => {
                 for e in p.hb.receive(now, pulse) {
-                    if let HeartbeatEvent::Arrived(n) = e {
-                        info!(target: "shoal::cluster", node = %n, "node arrived");
+                    match e {
+                        HeartbeatEvent::Arrived(n) => {
+                            info!(target: "shoal::cluster", node = %n, "node arrived")
+                        }
+                        HeartbeatEvent::Restarted(n) => {
+                            info!(target: "shoal::cluster", node = %n, "node restarted: its copies are gone");
+                            shell.restarted.lock().push(n);
+                            shell.restarted_notify.notify_one();
+                        }
+                        HeartbeatEvent::Departed(_) => {}
                     }
                 }
             }

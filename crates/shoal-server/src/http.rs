@@ -51,6 +51,11 @@ async fn ready(State(state): State<Arc<NodeState>>) -> impl IntoResponse {
             StatusCode::SERVICE_UNAVAILABLE,
             "partition map not agreed yet\n",
         )
+    } else if state.ownership.waiting() {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "waiting to hear the cluster\n",
+        )
     } else if !state.ownership.settled() {
         (StatusCode::SERVICE_UNAVAILABLE, "migrations in progress\n")
     } else {

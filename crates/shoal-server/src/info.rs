@@ -640,6 +640,9 @@ fn cluster_stable(state: &NodeState, cmd: &Command<'_>) -> String {
     if view.key == 0 {
         return "ERROR::cluster-not-formed".to_string();
     }
+    if state.ownership.waiting() {
+        return "ERROR::unstable-cluster".to_string();
+    }
     if let Some(size) = cmd.param("size") {
         if size.parse::<usize>().ok() != Some(view.succession.len()) {
             return "ERROR::cluster-size-mismatch".to_string();

@@ -13,7 +13,7 @@ use crate::state::NodeState;
 use parking_lot::{Mutex, RwLock};
 use shoal_base::constants::PARTITIONS;
 use shoal_base::{Digest, NodeId, PartitionId};
-use shoal_cluster::fabric::{FabricMessage, Offered};
+use shoal_cluster::fabric::{Clean, FabricMessage, Offered};
 use shoal_cluster::membership::ClusterView;
 use shoal_cluster::partitions::{Bitmap, Effects, Emigration, Partitions, Phase};
 use shoal_data::replica::{self, Change, Version};
@@ -34,6 +34,8 @@ const CONTROL_TIMEOUT: Duration = Duration::from_secs(5);
 const OFFER_BATCH: usize = 2000;
 /// Bytes of record changes per migration request.
 const RECORDS_BATCH_BYTES: usize = 1024 * 1024;
+/// How long a node with seeds waits to hear its cluster before serving alone.
+const STARTUP_GRACE: Duration = Duration::from_secs(3);
 /// How often unfinished exchanges are resent and routes refreshed.
 const RETRY_PERIOD: Duration = Duration::from_millis(200);
 
@@ -107,6 +109,11 @@ pub struct Ownership {
     /// While this node leaves the cluster: the master of every partition in the cluster it
     /// is leaving, where every request goes.
     leaving: RwLock<Option<Arc<Vec<NodeId>>>>,
+    /// True while a node that has seeds waits to hear its cluster before serving anything
+    /// (a node restarted with empty memory must not answer as if it held the data).
+    waiting: std::sync::atomic::AtomicBool,
+    /// The view key current when waiting started: only a later multi-node plan ends it.
+    waiting_key: AtomicU64,
 }
 
 impl Ownership {
@@ -134,7 +141,14 @@ impl Ownership {
             queue: Mutex::new(VecDeque::new()),
             queued: Notify::new(),
             leaving: RwLock::new(None),
+            waiting: std::sync::atomic::AtomicBool::new(false),
+            waiting_key: AtomicU64::new(0),
         }
+    }
+
+    /// True while the node waits to join its cluster and serves nothing.
+    pub fn waiting(&self) -> bool {
+        self.waiting.load(Relaxed)
     }
 
     /// While leaving: the node requests for `pid` go to.
@@ -225,14 +239,32 @@ fn apply(state: &Arc<NodeState>, idx: usize, fx: Effects) -> Option<(u64, Bitmap
     }
     let (key, routes) = {
         let p = own.parts.lock();
+        if p.members().len() > 1
+            && p.phase() == Phase::Planned
+            && p.key() != state.ownership.waiting_key.load(Relaxed)
+        {
+            // Joined a real cluster: serve.
+            state.ownership.waiting.store(false, Relaxed);
+        }
         (p.key(), rebuild_routes(state.ownership.me, &p))
     };
-    let changed = {
+    let (planned_now, settled_now) = (routes.key, routes.settled);
+    let (changed, was_planned, was_settled) = {
         let mut r = own.routes.write();
         let changed = r.columns != routes.columns || r.replicas != routes.replicas;
+        let was = (
+            r.key == routes.key && r.columns.len() == PARTITIONS,
+            r.settled,
+        );
         *r = Arc::new(routes);
-        changed
+        (changed, was.0, was.1)
     };
+    if !was_planned || (settled_now && !was_settled) {
+        let r = own.routes();
+        info!(target: "shoal::migrate", namespace = %ns.name, cluster_key = format!("{planned_now:X}"),
+            settled = settled_now, immigrations = r.rx_remaining, emigrations = r.tx_remaining,
+            complete = r.complete.count(), "partition map");
+    }
     if changed {
         state.partition_generation.fetch_add(1, Relaxed);
     }
@@ -296,7 +328,40 @@ pub async fn run(state: Arc<NodeState>, mut shutdown: watch::Receiver<bool>) {
         .map_or(0, |n| n.parts.lock().key());
     let mut tick = tokio::time::interval(RETRY_PERIOD);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut started = std::time::Instant::now();
     loop {
+        if state.cluster.take_resumed() {
+            // The process was paused: the others may have moved on and our copies may be
+            // stale. Stop serving and stop trusting them until the cluster re-plans with us.
+            let key = state
+                .ownership
+                .namespaces
+                .first()
+                .map_or(0, |n| n.parts.lock().key());
+            state.ownership.waiting_key.store(key, Relaxed);
+            state.ownership.waiting.store(true, Relaxed);
+            started = std::time::Instant::now();
+            for idx in 0..state.ownership.namespaces.len() {
+                state.ownership.namespaces[idx].parts.lock().distrust();
+                step(&state, idx, Effects::default());
+            }
+        }
+        if state.ownership.waiting() && started.elapsed() >= STARTUP_GRACE {
+            state.ownership.waiting.store(false, Relaxed);
+            info!(target: "shoal::node", "no cluster answered within {STARTUP_GRACE:?}; serving as a cluster of {}",
+                state.cluster.view().succession.len().max(1));
+        }
+        for node in state.cluster.take_restarted() {
+            for idx in 0..state.ownership.namespaces.len() {
+                let forgot = state.ownership.namespaces[idx]
+                    .parts
+                    .lock()
+                    .forget_copies(node);
+                if forgot {
+                    step(&state, idx, Effects::default());
+                }
+            }
+        }
         let view = views.borrow_and_update().clone();
         if view.key != 0 && view.key != last_key {
             last_key = view.key;
@@ -305,6 +370,7 @@ pub async fn run(state: Arc<NodeState>, mut shutdown: watch::Receiver<bool>) {
         tokio::select! {
             r = views.changed() => if r.is_err() { return },
             _ = tick.tick() => resend_reports(&state),
+            _ = state.cluster.restarted_notify.notified() => {}
             _ = shutdown.changed() => return,
         }
     }
@@ -313,6 +379,9 @@ pub async fn run(state: Arc<NodeState>, mut shutdown: watch::Receiver<bool>) {
 /// Plans the node's first view (its own one-node cluster) before the service port serves, so
 /// a single node is ready the moment it listens.
 pub fn begin_initial(state: &Arc<NodeState>) {
+    if !state.config.seeds.is_empty() {
+        state.ownership.waiting.store(true, Relaxed);
+    }
     let view = state.cluster.view();
     if view.key != 0 {
         begin(state, &view);
@@ -424,7 +493,7 @@ async fn emigration_worker(state: Arc<NodeState>, mut shutdown: watch::Receiver<
         if own.parts.lock().key() != key {
             continue;
         }
-        let pids: Vec<u16> = group.iter().map(|g| g.2.pid).collect();
+        let pids: Vec<Emigration> = group.iter().map(|g| g.2).collect();
         match emigrate(&state, idx, key, first.to, &pids).await {
             Ok(records) => {
                 own.migrate_partitions_sent
@@ -436,11 +505,8 @@ async fn emigration_worker(state: Arc<NodeState>, mut shutdown: watch::Receiver<
                     if p.key() != key {
                         continue;
                     }
-                    for pid in &pids {
-                        let fx = p.on_emigration_finished(Emigration {
-                            pid: *pid,
-                            to: first.to,
-                        });
+                    for e in &pids {
+                        let fx = p.on_emigration_finished(*e);
                         all.drop.extend(fx.drop);
                     }
                 }
@@ -466,18 +532,18 @@ async fn emigrate(
     idx: usize,
     key: u64,
     to: NodeId,
-    pids: &[u16],
+    pids: &[Emigration],
 ) -> Result<u64, String> {
     let own = &state.ownership.namespaces[idx];
     let ns = own.ns.clone();
     let mut sent = 0u64;
     let mut done_pids = Bitmap::default();
-    for &p in pids {
+    for e in pids {
         if own.parts.lock().key() != key {
             return Err("the view changed".into());
         }
-        sent += emigrate_partition(state, &ns, key, to, p).await?;
-        done_pids.set(p, true);
+        sent += emigrate_partition(state, &ns, key, to, e.pid, e.clean).await?;
+        done_pids.set(e.pid, true);
     }
     let end = FabricMessage::Migrated {
         key,
@@ -498,21 +564,31 @@ async fn emigrate_partition(
     key: u64,
     to: NodeId,
     p: u16,
+    clean: bool,
 ) -> Result<u64, String> {
     let pid = PartitionId(p);
     let mut after: Option<Digest> = None;
     let mut sent = 0u64;
     loop {
+        // Records written from here on reach the target by replication with a later
+        // last-update-time, so an authoritative offer spares them.
+        let before_lut = ns.clock.now_cl_ms();
         // Index only: no device I/O, so no blocking-pool hop.
         let (batch, done) = replica::summaries(ns, pid, after, OFFER_BATCH);
+        let range_start = after;
         if let Some((d, _)) = batch.last() {
             after = Some(*d);
         }
-        if !batch.is_empty() {
+        if !batch.is_empty() || clean {
             let offer = FabricMessage::Offer {
                 key,
                 ns: ns.name.clone(),
                 pid: p,
+                clean: clean.then_some(Clean {
+                    after: range_start,
+                    done,
+                    before_lut,
+                }),
                 entries: batch
                     .iter()
                     .map(|(d, v)| Offered {
@@ -631,8 +707,9 @@ pub async fn handle_fabric(
         FabricMessage::Offer {
             key: _,
             ns,
-            pid: _,
+            pid,
             entries,
+            clean,
         } => {
             let Some(own) = state.ownership.of(&ns) else {
                 return ack(ResultCode::InvalidNamespace);
@@ -650,8 +727,29 @@ pub async fn handle_fabric(
                     )
                 })
                 .collect();
-            match tokio::task::spawn_blocking(move || replica::wanted(&ns, &offered)).await {
-                Ok(digests) => FabricMessage::Wanted { digests },
+            let result = tokio::task::spawn_blocking(move || {
+                if let Some(c) = clean {
+                    let upto = if c.done {
+                        None
+                    } else {
+                        offered.last().map(|(d, _)| *d)
+                    };
+                    let digests: Vec<Digest> = offered.iter().map(|(d, _)| *d).collect();
+                    replica::remove_absent(
+                        &ns,
+                        PartitionId(pid),
+                        c.after,
+                        upto,
+                        &digests,
+                        c.before_lut,
+                    )?;
+                }
+                Ok::<_, shoal_data::DataError>(replica::wanted(&ns, &offered))
+            })
+            .await;
+            match result {
+                Ok(Ok(digests)) => FabricMessage::Wanted { digests },
+                Ok(Err(e)) => ack(e.result_code()),
                 Err(_) => ack(ResultCode::ServerError),
             }
         }
@@ -775,7 +873,7 @@ pub async fn leave(state: &Arc<NodeState>) {
         if started.elapsed() > LEAVE_MAX {
             break None;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
     };
     let Some(view) = view else {
         warn!(target: "shoal::node", "the other members did not form a cluster without this node in time; stopping anyway");

@@ -107,6 +107,9 @@ enum Route {
 }
 
 fn route(state: &NodeState, routes: &Routes, pid: PartitionId, write: bool, hops: u8) -> Route {
+    if state.ownership.waiting() {
+        return Route::Unavailable;
+    }
     // A node handing its partitions away sends everything to the cluster it is leaving.
     if let Some(to) = state.ownership.leaving_master(pid) {
         return if hops < PROXY_HOPS_MAX {
@@ -117,6 +120,13 @@ fn route(state: &NodeState, routes: &Routes, pid: PartitionId, write: bool, hops
     }
     if routes.alone {
         return Route::Local;
+    }
+    // A leaving node is out of sync by design once the others went on without it; until it
+    // forwards (a few ms later) it keeps serving what it holds complete.
+    if !state.cluster.in_sync() && !state.cluster.is_leaving() {
+        // Possibly stale (just resumed from a pause, or cut off): let the client retry on
+        // the node its refreshed map names.
+        return Route::Unavailable;
     }
     match routes.master(pid) {
         Some(m) if m == state.node_id => Route::Local,
@@ -550,8 +560,11 @@ async fn scan<W: AsyncWrite + Unpin>(
     };
     let routes = ownership_of(state, ns).map(|o| o.routes());
     'partitions: for (pid, mut after) in partitions {
-        if let Some(r) = routes.as_ref().filter(|r| !r.alone) {
-            if !r.complete.get(pid.0) {
+        if let Some(r) = routes
+            .as_ref()
+            .filter(|r| !r.alone || state.ownership.waiting())
+        {
+            if !r.complete.get(pid.0) || state.ownership.waiting() || !state.cluster.in_sync() {
                 // Not held complete here: a partition-done marker with 11 makes the client
                 // retry it on the node its refreshed map names.
                 out.open_frame();

@@ -61,19 +61,57 @@ pub struct ProcessServer {
 
 impl ProcessServer {
     /// Spawns `shoald` with `args` plus `--address 127.0.0.1 --service-port <free port>`, and
-    /// waits until the port accepts connections.
+    /// waits until the port accepts connections. A `--service-port PORT` in `args` is used
+    /// instead of a free one, so a restarted node can keep its address (clients and peers find
+    /// it again where they last saw it).
     pub fn spawn(args: &[&str]) -> Result<ProcessServer> {
         ProcessServer::spawn_with_env(args, &[])
+    }
+
+    /// Like [`ProcessServer::spawn`], with the process's stdout and stderr appended to `log`
+    /// instead of the caller's (so a restarted node's log continues in the same file).
+    pub fn spawn_logged(args: &[&str], log: &std::path::Path) -> Result<ProcessServer> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .with_context(|| format!("opening {}", log.display()))?;
+        let out = file.try_clone().context("duplicating the log file")?;
+        ProcessServer::spawn_inner(args, &[], Some((out, file)))
     }
 
     /// Like [`ProcessServer::spawn`], with extra environment variables. The data directory
     /// defaults to a fresh temporary one unless `--data-dir` or `SHOAL_DATA_DIR` is given.
     pub fn spawn_with_env(args: &[&str], env: &[(&str, &str)]) -> Result<ProcessServer> {
-        let port = free_port()?;
+        ProcessServer::spawn_inner(args, env, None)
+    }
+
+    fn spawn_inner(
+        args: &[&str],
+        env: &[(&str, &str)],
+        log: Option<(std::fs::File, std::fs::File)>,
+    ) -> Result<ProcessServer> {
+        let chosen = args
+            .iter()
+            .position(|a| *a == "--service-port")
+            .map(|i| {
+                args.get(i + 1)
+                    .and_then(|p| p.parse::<u16>().ok())
+                    .filter(|p| *p != 0)
+                    .ok_or_else(|| anyhow!("--service-port needs a port number other than 0"))
+            })
+            .transpose()?;
+        let port = match chosen {
+            Some(port) => port,
+            None => free_port()?,
+        };
         let port_s = port.to_string();
         let mut cmd = Command::new(shoald_path()?);
-        cmd.args(["--address", "127.0.0.1", "--service-port", &port_s])
-            .args(args)
+        cmd.args(["--address", "127.0.0.1"]);
+        if chosen.is_none() {
+            cmd.args(["--service-port", &port_s]);
+        }
+        cmd.args(args)
             .envs(env.iter().copied())
             .stdin(Stdio::null());
         // Every port gets a free one unless the caller chose it, so processes never collide.
@@ -92,6 +130,9 @@ impl ProcessServer {
             let dir =
                 std::env::temp_dir().join(format!("shoal-test-{}-{port}", std::process::id()));
             cmd.arg("--data-dir").arg(dir);
+        }
+        if let Some((out, err)) = log {
+            cmd.stdout(out).stderr(err);
         }
         let child = cmd.spawn().context("spawning shoald")?;
         let mut server = ProcessServer { child, port };

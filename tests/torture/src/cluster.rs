@@ -1,0 +1,501 @@
+//! The cluster under test: N real `shoald` processes on loopback, each with fixed ports and its
+//! own directory (configuration file, data directory, device file), so a node killed or stopped
+//! comes back where clients and peers last saw it. It owns the process lifecycle the nemesis
+//! drives (kill, SIGTERM, SIGSTOP/SIGCONT, wipe, restart) and the stability probe: the cluster
+//! is stable when every node answers `cluster-stable:size=N` with the same cluster key.
+//!
+//! Invariant: a node is in exactly one of three states (up, paused, down), and only a down node
+//! is wiped or started. Signals go to the process ids this module started, never by name.
+
+use anyhow::{anyhow, bail, Context, Result};
+use shoal_testkit::{free_port, info_on, ProcessServer};
+use std::fmt;
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How a namespace keeps its records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Storage {
+    /// `storage-engine memory`: a restarted node comes back empty.
+    Memory,
+    /// `storage-engine device` on one file per node (`commit-to-device true` unless the run
+    /// asks for buffered writes).
+    Device,
+}
+
+impl fmt::Display for Storage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Storage::Memory => "memory",
+            Storage::Device => "device",
+        })
+    }
+}
+
+/// What the cluster needs to know to start its nodes.
+#[derive(Debug, Clone)]
+pub struct ClusterSettings {
+    pub nodes: usize,
+    pub rf: u8,
+    pub storage: Storage,
+    /// With device storage: acknowledge a write only after its fsync (`commit-to-device`).
+    pub commit_to_device: bool,
+    /// With device storage: the size of each node's device file (sparse until written).
+    pub device_size: String,
+    /// Parent of every node's directory; removed when a run passes.
+    pub work_dir: PathBuf,
+    /// `--log-level` of every node.
+    pub log_level: String,
+}
+
+/// The namespace every node serves and the workload uses.
+pub const NAMESPACE: &str = "test";
+
+/// Ports are fixed for a node's whole life.
+#[derive(Debug, Clone, Copy)]
+struct Ports {
+    service: u16,
+    fabric: u16,
+    heartbeat: u16,
+    http: u16,
+}
+
+/// A node's process state.
+enum State {
+    Up(ProcessServer),
+    Paused(ProcessServer),
+    Down,
+}
+
+struct Node {
+    ports: Ports,
+    dir: PathBuf,
+    state: State,
+}
+
+impl Node {
+    fn data_dir(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    fn config_path(&self) -> PathBuf {
+        self.dir.join("shoal.toml")
+    }
+
+    /// The node's log, outside the data directory so a wipe keeps it; restarts append.
+    fn log_path(&self) -> PathBuf {
+        self.dir.join("shoald.log")
+    }
+}
+
+/// The running cluster. Dropping it kills every node (SIGKILL).
+pub struct Cluster {
+    settings: ClusterSettings,
+    nodes: Vec<Node>,
+}
+
+/// Upper bound for a clean shutdown (SIGTERM) before it counts as a failure to stop.
+const TERM_LIMIT: Duration = Duration::from_secs(20);
+/// Attempts to start a node: a fixed port can be taken for a moment by another process.
+const START_ATTEMPTS: usize = 3;
+
+impl Cluster {
+    /// Creates every node's directory and configuration and starts every node.
+    pub fn start(settings: &ClusterSettings) -> Result<Cluster> {
+        let _ = std::fs::remove_dir_all(&settings.work_dir);
+        std::fs::create_dir_all(&settings.work_dir)
+            .with_context(|| format!("creating {}", settings.work_dir.display()))?;
+        let mut nodes = Vec::with_capacity(settings.nodes);
+        for i in 0..settings.nodes {
+            let ports = Ports {
+                service: free_port()?,
+                fabric: free_port()?,
+                heartbeat: free_port()?,
+                http: free_port()?,
+            };
+            let dir = settings.work_dir.join(format!("node-{i}"));
+            nodes.push(Node {
+                ports,
+                dir,
+                state: State::Down,
+            });
+        }
+        let heartbeat_ports: Vec<u16> = nodes.iter().map(|n| n.ports.heartbeat).collect();
+        for (i, node) in nodes.iter().enumerate() {
+            std::fs::create_dir_all(node.data_dir())
+                .with_context(|| format!("creating {}", node.data_dir().display()))?;
+            let seeds: Vec<String> = heartbeat_ports
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != i)
+                .map(|(_, p)| format!("\"127.0.0.1:{p}\""))
+                .collect();
+            let toml = config_toml(settings, &node.data_dir(), &seeds);
+            std::fs::write(node.config_path(), toml)
+                .with_context(|| format!("writing {}", node.config_path().display()))?;
+        }
+        let mut cluster = Cluster {
+            settings: settings.clone(),
+            nodes,
+        };
+        for i in 0..cluster.nodes.len() {
+            cluster.start_node(i)?;
+        }
+        Ok(cluster)
+    }
+
+    /// Number of nodes (up or not).
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Whether the cluster has no nodes (never, once started).
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// The parent of every node's directory.
+    pub fn work_dir(&self) -> &Path {
+        &self.settings.work_dir
+    }
+
+    /// Every node's log file, in node order.
+    pub fn log_paths(&self) -> Vec<PathBuf> {
+        self.nodes.iter().map(Node::log_path).collect()
+    }
+
+    /// Removes every node's directory (after a passing run).
+    pub fn remove_work_dir(&self) {
+        let _ = std::fs::remove_dir_all(&self.settings.work_dir);
+    }
+
+    /// The client seed list: every node's service address, comma separated.
+    pub fn seed_hosts(&self) -> String {
+        let hosts: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.ports.service))
+            .collect();
+        hosts.join(",")
+    }
+
+    /// Every node's service port, in node order.
+    pub fn service_ports(&self) -> Vec<u16> {
+        self.nodes.iter().map(|n| n.ports.service).collect()
+    }
+
+    /// Whether node `i` is running and not paused.
+    pub fn is_up(&self, i: usize) -> bool {
+        matches!(self.nodes.get(i).map(|n| &n.state), Some(State::Up(_)))
+    }
+
+    /// Starts a down node with its directory as it is.
+    pub fn start_node(&mut self, i: usize) -> Result<()> {
+        let node = self.node(i)?;
+        if !matches!(node.state, State::Down) {
+            bail!("node {i} is not down");
+        }
+        let p = node.ports;
+        let (service, fabric, heartbeat, http) = (
+            p.service.to_string(),
+            p.fabric.to_string(),
+            p.heartbeat.to_string(),
+            p.http.to_string(),
+        );
+        let config = path_str(&node.config_path())?;
+        let data = path_str(&node.data_dir())?;
+        std::fs::create_dir_all(&data).with_context(|| format!("creating {data}"))?;
+        let args = [
+            "--service-port",
+            &service,
+            "--fabric-port",
+            &fabric,
+            "--heartbeat-port",
+            &heartbeat,
+            "--http-port",
+            &http,
+            "--config",
+            &config,
+            "--data-dir",
+            &data,
+            "--log-level",
+            &self.settings.log_level,
+        ];
+        let log = node.log_path();
+        let mut last = None;
+        for attempt in 0..START_ATTEMPTS {
+            match ProcessServer::spawn_logged(&args, &log) {
+                Ok(server) => {
+                    self.node_mut(i)?.state = State::Up(server);
+                    return Ok(());
+                }
+                Err(e) => {
+                    last = Some(e);
+                    std::thread::sleep(Duration::from_millis(500 * (attempt as u64 + 1)));
+                }
+            }
+        }
+        Err(last
+            .unwrap_or_else(|| anyhow!("no attempt made"))
+            .context(format!("node {i} did not start")))
+    }
+
+    /// `kill -9` of an up or paused node.
+    pub fn kill(&mut self, i: usize) -> Result<()> {
+        let node = self.node_mut(i)?;
+        match std::mem::replace(&mut node.state, State::Down) {
+            State::Up(mut s) | State::Paused(mut s) => {
+                s.kill();
+                Ok(())
+            }
+            State::Down => bail!("node {i} is already down"),
+        }
+    }
+
+    /// SIGTERM (a clean shutdown); returns an error when the node does not exit cleanly in
+    /// time, after killing it (that is a finding, not a harness fault).
+    pub fn terminate(&mut self, i: usize) -> Result<()> {
+        let node = self.node_mut(i)?;
+        match std::mem::replace(&mut node.state, State::Down) {
+            State::Up(mut s) => match s.terminate(TERM_LIMIT) {
+                Ok(status) if status.success() => Ok(()),
+                Ok(status) => bail!("node {i} exited with {status} after SIGTERM"),
+                Err(e) => {
+                    s.kill();
+                    Err(e.context(format!("node {i} did not stop cleanly")))
+                }
+            },
+            other => {
+                node.state = other;
+                bail!("node {i} is not up")
+            }
+        }
+    }
+
+    /// SIGSTOP: the process stays, silent, past the heartbeat timeout.
+    pub fn pause(&mut self, i: usize) -> Result<()> {
+        let node = self.node_mut(i)?;
+        match std::mem::replace(&mut node.state, State::Down) {
+            State::Up(s) => {
+                let sent = signal(s.pid(), "STOP");
+                node.state = State::Paused(s);
+                sent
+            }
+            other => {
+                node.state = other;
+                bail!("node {i} is not up")
+            }
+        }
+    }
+
+    /// SIGCONT of a paused node.
+    pub fn resume(&mut self, i: usize) -> Result<()> {
+        let node = self.node_mut(i)?;
+        match std::mem::replace(&mut node.state, State::Down) {
+            State::Paused(s) => {
+                let sent = signal(s.pid(), "CONT");
+                node.state = State::Up(s);
+                sent
+            }
+            other => {
+                node.state = other;
+                bail!("node {i} is not paused")
+            }
+        }
+    }
+
+    /// Empties a down node's data directory (its device file lives there too), so its next
+    /// start is a new, empty node.
+    pub fn wipe(&mut self, i: usize) -> Result<()> {
+        let node = self.node(i)?;
+        if !matches!(node.state, State::Down) {
+            bail!("node {i} must be down to be wiped");
+        }
+        let data = node.data_dir();
+        std::fs::remove_dir_all(&data).with_context(|| format!("removing {}", data.display()))?;
+        std::fs::create_dir_all(&data).with_context(|| format!("creating {}", data.display()))?;
+        Ok(())
+    }
+
+    /// Resumes every paused node and starts every down one; returns how many it brought back
+    /// and what failed.
+    pub fn heal_all(&mut self) -> (usize, Vec<String>) {
+        let mut healed = 0;
+        let mut errors = Vec::new();
+        for i in 0..self.nodes.len() {
+            let result = match self.nodes[i].state {
+                State::Paused(_) => self.resume(i),
+                State::Down => self.start_node(i),
+                State::Up(_) => continue,
+            };
+            match result {
+                Ok(()) => healed += 1,
+                Err(e) => errors.push(format!("healing node {i}: {e:#}")),
+            }
+        }
+        (healed, errors)
+    }
+
+    /// Waits until every node answers `cluster-stable` with the same key.
+    pub fn wait_stable(&self, limit: Duration) -> Result<()> {
+        let ports = self.service_ports();
+        let start = Instant::now();
+        loop {
+            let answers = stability_answers(&ports);
+            if is_stable(&answers) {
+                return Ok(());
+            }
+            if start.elapsed() > limit {
+                bail!(
+                    "the cluster was not stable within {limit:?}: `cluster-stable:size={}` \
+                     answered {answers:?} (ports {ports:?})",
+                    ports.len()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn node(&self, i: usize) -> Result<&Node> {
+        self.nodes.get(i).ok_or_else(|| anyhow!("no node {i}"))
+    }
+
+    fn node_mut(&mut self, i: usize) -> Result<&mut Node> {
+        self.nodes.get_mut(i).ok_or_else(|| anyhow!("no node {i}"))
+    }
+}
+
+/// The configuration file of one node.
+fn config_toml(settings: &ClusterSettings, data_dir: &Path, seeds: &[String]) -> String {
+    let mut toml = format!(
+        "cluster-name = \"torture\"\nseed = [{}]\n\n[[namespace]]\nname = \"{NAMESPACE}\"\n\
+         replication-factor = {}\n",
+        seeds.join(", "),
+        settings.rf
+    );
+    if settings.storage == Storage::Device {
+        toml.push_str(&format!(
+            "storage-engine = \"device\"\ndevice = [\"{}\"]\nfilesize = \"{}\"\n\
+             write-block-size = \"128K\"\ncommit-to-device = {}\n",
+            data_dir.join("test.dat").display(),
+            settings.device_size,
+            settings.commit_to_device
+        ));
+    }
+    toml
+}
+
+fn path_str(p: &Path) -> Result<String> {
+    p.to_str()
+        .map(str::to_string)
+        .ok_or_else(|| anyhow!("{} is not UTF-8", p.display()))
+}
+
+/// Sends `SIG<name>` to `pid` with the `kill` command (no unsafe code, no extra crate).
+fn signal(pid: u32, name: &str) -> Result<()> {
+    let status = std::process::Command::new("kill")
+        .args([&format!("-{name}"), &pid.to_string()])
+        .status()
+        .with_context(|| format!("running kill -{name}"))?;
+    if !status.success() {
+        bail!("kill -{name} {pid} failed: {status}");
+    }
+    Ok(())
+}
+
+/// Short limits so a paused node answers "no answer" quickly instead of stalling the probe.
+const PROBE_TIMEOUT: Duration = Duration::from_millis(400);
+
+/// Asks one node `cluster-stable:size=N`; `None` when it does not answer in time.
+fn stable_key(port: u16, size: usize) -> Option<String> {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut s = TcpStream::connect_timeout(&addr, PROBE_TIMEOUT).ok()?;
+    s.set_read_timeout(Some(PROBE_TIMEOUT)).ok()?;
+    s.set_write_timeout(Some(PROBE_TIMEOUT)).ok()?;
+    let reply = info_on(&mut s, &format!("cluster-stable:size={size}")).ok()?;
+    Some(reply.trim_end().split_once('\t')?.1.to_string())
+}
+
+/// Every node's answer to `cluster-stable:size=N`.
+pub fn stability_answers(ports: &[u16]) -> Vec<Option<String>> {
+    ports.iter().map(|p| stable_key(*p, ports.len())).collect()
+}
+
+/// Stable: every node answered, none with an error, all with the same key.
+pub fn is_stable(answers: &[Option<String>]) -> bool {
+    let Some(Some(first)) = answers.first() else {
+        return false;
+    };
+    !first.starts_with("ERROR") && answers.iter().all(|a| a.as_ref() == Some(first))
+}
+
+/// One probe of the whole cluster.
+#[derive(Debug, Clone, Copy)]
+pub struct Sample {
+    pub at: Instant,
+    pub stable: bool,
+}
+
+/// Probes stability every 100 ms on its own thread, for the time-to-converge figures.
+pub struct StabilityMonitor {
+    stop: Arc<AtomicBool>,
+    samples: Arc<Mutex<Vec<Sample>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl StabilityMonitor {
+    /// Starts probing `ports`.
+    pub fn start(ports: Vec<u16>) -> StabilityMonitor {
+        let stop = Arc::new(AtomicBool::new(false));
+        let samples = Arc::new(Mutex::new(Vec::new()));
+        let (s, out) = (stop.clone(), samples.clone());
+        let thread = std::thread::Builder::new()
+            .name("stability".into())
+            .spawn(move || {
+                while !s.load(Ordering::SeqCst) {
+                    let stable = is_stable(&stability_answers(&ports));
+                    if let Ok(mut v) = out.lock() {
+                        v.push(Sample {
+                            at: Instant::now(),
+                            stable,
+                        });
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            })
+            .ok();
+        StabilityMonitor {
+            stop,
+            samples,
+            thread,
+        }
+    }
+
+    /// Stops probing and returns every sample, oldest first.
+    pub fn stop(mut self) -> Vec<Sample> {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        self.samples.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stable_means_every_node_agrees_on_one_key() {
+        let k = |s: &str| Some(s.to_string());
+        assert!(is_stable(&[k("AB"), k("AB"), k("AB")]));
+        assert!(is_stable(&[k("AB")]));
+        assert!(!is_stable(&[k("AB"), k("CD")]));
+        assert!(!is_stable(&[k("AB"), None]));
+        assert!(!is_stable(&[k("ERROR::cluster-size-mismatch")]));
+        assert!(!is_stable(&[]));
+    }
+}
