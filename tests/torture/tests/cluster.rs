@@ -7,9 +7,9 @@
 //!
 //! It needs the `shoald` binary next to the test (`cargo build --bin shoald`) or `SHOALD_BIN`.
 
+use shoal_torture::cluster::Storage;
 use shoal_torture::history::Outcome;
 use shoal_torture::nemesis::FaultKind;
-use shoal_torture::cluster::Storage;
 use shoal_torture::Options;
 
 #[test]
