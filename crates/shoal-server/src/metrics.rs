@@ -68,9 +68,91 @@ pub fn render(state: &NodeState) -> String {
         &mut o,
         "shoal_migrate_partitions_remaining",
         "gauge",
-        "Partitions still to migrate.",
+        "Partitions still to migrate to (rx) or from (tx) this node.",
     );
-    let _ = writeln!(o, "shoal_migrate_partitions_remaining 0");
+    let (rx, tx) = state.ownership.migrations_remaining();
+    let _ = writeln!(
+        o,
+        "shoal_migrate_partitions_remaining{{direction=\"rx\"}} {rx}"
+    );
+    let _ = writeln!(
+        o,
+        "shoal_migrate_partitions_remaining{{direction=\"tx\"}} {tx}"
+    );
+    header(
+        &mut o,
+        "shoal_cluster_stable",
+        "gauge",
+        "1 when this node's partition map is agreed and every owner holds its partitions.",
+    );
+    let _ = writeln!(
+        o,
+        "shoal_cluster_stable {}",
+        u8::from(state.ownership.settled() && !state.ownership.waiting())
+    );
+    header(
+        &mut o,
+        "shoal_partition_generation",
+        "gauge",
+        "Bumped whenever the partition map clients see changes.",
+    );
+    let _ = writeln!(
+        o,
+        "shoal_partition_generation {}",
+        state
+            .partition_generation
+            .load(std::sync::atomic::Ordering::Relaxed)
+    );
+    {
+        use std::sync::atomic::Ordering::Relaxed;
+        header(
+            &mut o,
+            "shoal_migrate_records_total",
+            "counter",
+            "Records sent (tx) and received (rx) by migrations and replication.",
+        );
+        for own in &state.ownership.namespaces {
+            let n = &own.ns.name;
+            let _ = writeln!(
+                o,
+                "shoal_migrate_records_total{{namespace=\"{n}\",direction=\"tx\"}} {}",
+                own.migrate_records_sent.load(Relaxed)
+            );
+            let _ = writeln!(
+                o,
+                "shoal_migrate_records_total{{namespace=\"{n}\",direction=\"rx\"}} {}",
+                own.migrate_records_received.load(Relaxed)
+            );
+        }
+        header(
+            &mut o,
+            "shoal_proxied_requests_total",
+            "counter",
+            "Client requests this node forwarded to the partition's working master.",
+        );
+        for own in &state.ownership.namespaces {
+            let _ = writeln!(
+                o,
+                "shoal_proxied_requests_total{{namespace=\"{}\"}} {}",
+                own.ns.name,
+                own.proxied_requests.load(Relaxed)
+            );
+        }
+        header(
+            &mut o,
+            "shoal_replication_failures_total",
+            "counter",
+            "Writes applied here that some other owner did not confirm (answered as a timeout).",
+        );
+        for own in &state.ownership.namespaces {
+            let _ = writeln!(
+                o,
+                "shoal_replication_failures_total{{namespace=\"{}\"}} {}",
+                own.ns.name,
+                own.replication_failures.load(Relaxed)
+            );
+        }
+    }
     header(
         &mut o,
         "shoal_client_connections",
