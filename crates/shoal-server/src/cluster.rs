@@ -115,6 +115,16 @@ impl ClusterShell {
         self.leaving.store(true, Relaxed);
     }
 
+    /// Heartbeats again after a `quiesce` (`quiesce-undo`): the node rejoins; treat its copies
+    /// as after a pause (distrusted, nothing served until re-planned).
+    pub fn clear_leaving(&self) {
+        if self.leaving.swap(false, Relaxed) {
+            self.resumed_at_ms.store(self.now_ms(), Relaxed);
+            self.resumed.store(true, Relaxed);
+            self.restarted_notify.notify_one();
+        }
+    }
+
     /// True once the node started leaving the cluster.
     pub fn is_leaving(&self) -> bool {
         self.leaving.load(Relaxed)

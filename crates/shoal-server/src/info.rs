@@ -113,6 +113,21 @@ fn answer(state: &NodeState, line: &str, local: Option<SocketAddr>) -> String {
         "cluster-stable" => cluster_stable(state, &cmd),
         "cluster-key" => cluster_key(state),
         "tip" => tip(state, &cmd),
+        "quiesce" => match (state.arc(), tokio::runtime::Handle::try_current()) {
+            (Some(st), Ok(rt)) if !state.cluster.is_leaving() => {
+                // The same hand-over as SIGTERM, without stopping: the node leaves the
+                // cluster and forwards requests to it until `quiesce-undo`.
+                rt.spawn(async move { crate::ownership::leave(&st).await });
+                "ok".to_string()
+            }
+            (Some(_), Ok(_)) => "ok".to_string(),
+            _ => "ERROR::node is shutting down".to_string(),
+        },
+        "quiesce-undo" => {
+            crate::ownership::stop_forwarding(state);
+            state.cluster.clear_leaving();
+            "ok".to_string()
+        }
         "tip-clear" => tip_clear(state, &cmd),
         "services-alumni-reset" => {
             state.cluster.alumni_reset();

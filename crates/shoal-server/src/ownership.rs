@@ -870,13 +870,15 @@ pub async fn leave(state: &Arc<NodeState>) {
         {
             break Some(views[0].clone());
         }
-        if started.elapsed() > LEAVE_MAX {
+        if started.elapsed() > LEAVE_MAX || !state.cluster.is_leaving() {
             break None;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     };
     let Some(view) = view else {
-        warn!(target: "shoal::node", "the other members did not form a cluster without this node in time; stopping anyway");
+        if state.cluster.is_leaving() {
+            warn!(target: "shoal::node", "the other members did not form a cluster without this node in time");
+        }
         return;
     };
     let members = state.cluster.members(&view);
@@ -894,6 +896,13 @@ pub async fn leave(state: &Arc<NodeState>) {
     info!(target: "shoal::node", cluster_key = format!("{:X}", view.key), size = view.succession.len(),
         after_ms = started.elapsed().as_millis() as u64, "the others formed a cluster without this node; forwarding requests to it");
     tokio::time::sleep(LEAVE_GRACE).await;
+}
+
+/// Ends the forwarding a `quiesce` started (`quiesce-undo`).
+pub fn stop_forwarding(state: &NodeState) {
+    if state.ownership.leaving.write().take().is_some() {
+        state.partition_generation.fetch_add(1, Relaxed);
+    }
 }
 
 /// Sends a truncation this node just applied to every other member (best effort, retried a

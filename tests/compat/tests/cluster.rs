@@ -342,3 +342,46 @@ fn a_paused_node_rejoins_and_its_stale_copies_lose_to_newer_writes() {
         assert_eq!(objects, 2 * keys.len() as u64, "two copies, no leftovers");
     });
 }
+
+#[test]
+fn quiesce_moves_a_node_out_and_quiesce_undo_brings_it_back() {
+    let hb: Vec<u16> = (0..3).map(|_| free_port().expect("port")).collect();
+    let n1 = spawn(hb[0], None);
+    let n2 = spawn(hb[1], Some(hb[0]));
+    let n3 = spawn(hb[2], Some(hb[0]));
+    let all = [n1.port(), n2.port(), n3.port()];
+    wait_stable(&all, 3, Duration::from_secs(30));
+    run(async {
+        let client = connect(n1.port(), 3).await;
+        let keys: Vec<i64> = (0..300).collect();
+        for &i in &keys {
+            assert!(put(&client, i).await);
+        }
+        assert_eq!(info(n3.port(), "quiesce").as_deref(), Some("ok"));
+        let two = [n1.port(), n2.port()];
+        tokio::task::spawn_blocking(move || wait_stable(&two, 2, Duration::from_secs(30)))
+            .await
+            .expect("wait");
+        // Everything is on the two others, in two copies; reads through any node work.
+        let objects: u64 = [n1.port(), n2.port()]
+            .iter()
+            .map(|p| ns_stat(*p, "objects"))
+            .sum();
+        assert_eq!(objects, 2 * keys.len() as u64);
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert!(missing(&client, &keys).await.is_empty());
+        assert_eq!(info(n3.port(), "quiesce-undo").as_deref(), Some("ok"));
+        let ports = all;
+        tokio::task::spawn_blocking(move || wait_stable(&ports, 3, Duration::from_secs(30)))
+            .await
+            .expect("wait");
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert!(missing(&client, &keys).await.is_empty());
+        let objects: u64 = all.iter().map(|p| ns_stat(*p, "objects")).sum();
+        assert_eq!(
+            objects,
+            2 * keys.len() as u64,
+            "two copies again over three nodes"
+        );
+    });
+}
