@@ -318,6 +318,23 @@ fn namespace_info(state: &NodeState, cmd: &Command<'_>) -> String {
         .map(|o| o.routes())
         .unwrap_or_else(|| std::sync::Arc::new(crate::ownership::Routes::default()));
     let cluster_size = state.cluster.view().succession.len().max(1);
+    // Records by this node's role for their partition (one pass over the partition sizes).
+    let (mut master, mut prole, mut other) = (0u64, 0u64, 0u64);
+    for (pid, cols) in routes.columns.iter().enumerate() {
+        let n = ns
+            .index
+            .partition(shoal_base::PartitionId(pid as u16))
+            .read()
+            .len() as u64;
+        match cols.iter().position(|c| *c == state.node_id) {
+            Some(0) => master += n,
+            Some(_) => prole += n,
+            None => other += n,
+        }
+    }
+    if routes.columns.is_empty() {
+        master = st.objects.load(Relaxed);
+    }
     let mut pairs: Vec<(String, String)> = vec![
         ("ns_cluster_size".into(), cluster_size.to_string()),
         (
@@ -326,11 +343,9 @@ fn namespace_info(state: &NodeState, cmd: &Command<'_>) -> String {
         ),
         ("objects".into(), st.objects.load(Relaxed).to_string()),
         ("tombstones".into(), tombstones.to_string()),
-        (
-            "master_objects".into(),
-            st.objects.load(Relaxed).to_string(),
-        ),
-        ("prole_objects".into(), "0".into()),
+        ("master_objects".into(), master.to_string()),
+        ("prole_objects".into(), prole.to_string()),
+        ("non_replica_objects".into(), other.to_string()),
         ("memory_used_bytes".into(), used.to_string()),
         ("data_used_bytes".into(), used.to_string()),
         ("data_total_bytes".into(), size.to_string()),
