@@ -25,8 +25,12 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 
-/// A timer gap this long means the process did not run (paused): see `in_sync`.
-const SYNC_TICK_GAP_MAX_MS: u64 = 1_000;
+/// A timer gap this long means the process did not run (paused, or starved): as long as the
+/// heartbeat timeout (150 ms x 10), after which the others may have gone on without this
+/// node. See `in_sync`.
+const SYNC_TICK_GAP_MAX_MS: u64 = 1_500;
+/// How long after our commit a member's pulse may still show the view it is leaving.
+const COMMIT_SETTLE_MS: u64 = 200;
 /// After a pause, how long departed members still count against `in_sync`.
 const RESUME_QUIET_MS: u64 = 3_000;
 /// How often the protocols are ticked.
@@ -63,6 +67,8 @@ pub struct ClusterShell {
     resumed_at_ms: AtomicU64,
     /// Set when a pause is detected, for `ownership` to take in.
     resumed: std::sync::atomic::AtomicBool,
+    /// When this node last committed a view (ms since `clock_origin`).
+    committed_at_ms: AtomicU64,
     /// Every member of our view hears us in its own view, with pulses newer than any pause.
     in_sync: std::sync::atomic::AtomicBool,
     /// Bumped whenever the peer list clients see may have changed.
@@ -283,6 +289,7 @@ pub async fn bind(
         last_tick_ms: AtomicU64::new(0),
         resumed_at_ms: AtomicU64::new(0),
         resumed: std::sync::atomic::AtomicBool::new(false),
+        committed_at_ms: AtomicU64::new(0),
         in_sync: std::sync::atomic::AtomicBool::new(true),
         peers_generation: AtomicU64::new(1),
         rack: config.rack_id,
@@ -415,11 +422,17 @@ pub async fn run(
             // A member that departed does not count (the cluster is re-forming without it),
             // except right after a pause, when every member must be heard afresh.
             let just_resumed = resumed != 0 && now.saturating_sub(resumed) < RESUME_QUIET_MS;
+            // A pulse only says a member moved on without us if it left the member after our
+            // own commit (every member accepted that view; a pulse sent before shows the older
+            // view it is leaving).
+            let fresh_after = shell.committed_at_ms.load(Relaxed) + COMMIT_SETTLE_MS;
             let synced = view.succession.iter().filter(|n| **n != shell.me).all(|n| {
                 match p.hb.peers().get(n) {
                     Some(peer) => {
                         peer.last_heard_ms > resumed
-                            && (peer.view.key == 0 || peer.view.succession.contains(&shell.me))
+                            && (peer.last_heard_ms <= fresh_after
+                                || peer.view.key == 0
+                                || peer.view.succession.contains(&shell.me))
                     }
                     None => !just_resumed,
                 }
@@ -479,6 +492,7 @@ fn publish(shell: &ClusterShell, v: ClusterView) {
     info!(target: "shoal::cluster", cluster_key = format!("{:X}", v.key), size = v.succession.len(),
         principal = ?v.principal().map(|p| p.to_string()), "cluster view committed");
     *shell.view.lock() = v.clone();
+    shell.committed_at_ms.store(shell.now_ms(), Relaxed);
     shell.peers_generation.fetch_add(1, Relaxed);
     shell.views.send_replace(v);
 }

@@ -108,6 +108,7 @@ enum Route {
 
 fn route(state: &NodeState, routes: &Routes, pid: PartitionId, write: bool, hops: u8) -> Route {
     if state.ownership.waiting() {
+        debug!(target: "shoal::route", pid = pid.0, "unavailable: waiting to join the cluster");
         return Route::Unavailable;
     }
     // A node handing its partitions away sends everything to the cluster it is leaving.
@@ -126,6 +127,7 @@ fn route(state: &NodeState, routes: &Routes, pid: PartitionId, write: bool, hops
     if !state.cluster.in_sync() && !state.cluster.is_leaving() {
         // Possibly stale (just resumed from a pause, or cut off): let the client retry on
         // the node its refreshed map names.
+        debug!(target: "shoal::route", pid = pid.0, "unavailable: not in sync with the cluster");
         return Route::Unavailable;
     }
     match routes.master(pid) {
@@ -133,7 +135,10 @@ fn route(state: &NodeState, routes: &Routes, pid: PartitionId, write: bool, hops
         // A replica holding a complete copy serves reads (the client's replica policy).
         _ if !write && routes.complete.get(pid.0) => Route::Local,
         Some(m) if hops < PROXY_HOPS_MAX => Route::Proxy(m),
-        _ => Route::Unavailable,
+        m => {
+            debug!(target: "shoal::route", pid = pid.0, master = ?m, hops, "unavailable: not the master");
+            Route::Unavailable
+        }
     }
 }
 
