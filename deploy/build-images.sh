@@ -11,8 +11,18 @@
 #   deploy/build-images.sh            build both images
 #   SKIP_CARGO=1 deploy/build-images.sh   reuse binaries already built (CARGO_TARGET_DIR/release)
 #   TAG=x deploy/build-images.sh      tag shoal:x and shoal-counter:x instead of :dev
+#   deploy/build-images.sh --with-haproxy   also shoal-haproxy:dev for deploy/compose.prod.yaml
+#                                     (deploy/haproxy/build-image.sh: Debian's haproxy package,
+#                                     debootstrapped once and cached under CARGO_TARGET_DIR)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+with_haproxy=0
+for arg in "$@"; do
+  case "$arg" in
+    --with-haproxy) with_haproxy=1 ;;
+    *) echo "usage: deploy/build-images.sh [--with-haproxy]" >&2; exit 2 ;;
+  esac
+done
 repo=$PWD
 target_dir=${CARGO_TARGET_DIR:-$repo/target}
 release=$target_dir/release
@@ -93,6 +103,10 @@ echo "==> docker build"
 docker build -q -t "shoal:$tag" -f deploy/Dockerfile "$stage/shoal"
 docker build -q -t "shoal-counter:$tag" -f examples/counter/Dockerfile "$stage/counter"
 
+if [ "$with_haproxy" = "1" ]; then
+  TAG=$tag deploy/haproxy/build-image.sh
+fi
+
 echo "==> images"
 docker image ls --format '{{.Repository}}:{{.Tag}}  {{.Size}}' \
-  | grep -E "^(shoal|shoal-counter):$tag " || true
+  | grep -E "^(shoal|shoal-counter|shoal-haproxy):$tag " || true

@@ -39,6 +39,8 @@ const TICK: Duration = Duration::from_millis(10);
 const SEED_RESOLVE_PERIOD: Duration = Duration::from_secs(5);
 /// Frames queued per outbound connection before new ones are dropped (heartbeats tolerate it).
 const OUTBOUND_QUEUE_MAX: usize = 256;
+/// How long one outbound frame may take to write before the connection is dropped.
+const WRITE_TIMEOUT: Duration = Duration::from_millis(1_000);
 /// How long an outbound connect may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 
@@ -598,8 +600,12 @@ async fn outbound_task(endpoint: Endpoint, mut rx: mpsc::Receiver<Vec<u8>>) {
     let _ = stream.set_nodelay(true);
     let mut stream = stream;
     while let Some(frame) = rx.recv().await {
-        if stream.write_all(&frame).await.is_err() {
-            return;
+        // A peer that vanished (its container removed) never answers: drop the connection
+        // instead of letting the kernel retry for minutes, so a node that later gets the same
+        // address is reached by a fresh connection.
+        match tokio::time::timeout(WRITE_TIMEOUT, stream.write_all(&frame)).await {
+            Ok(Ok(())) => {}
+            _ => return,
         }
     }
 }

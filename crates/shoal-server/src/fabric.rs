@@ -79,6 +79,14 @@ impl Fabric {
     ) -> Result<FabricMessage, FabricFailure> {
         self.requests_sent.fetch_add(1, Relaxed);
         let r = tokio::time::timeout(deadline, self.request_inner(to, msg)).await;
+        if r.is_err() {
+            // No answer in time: the connection may be stuck on a peer that vanished; the next
+            // request opens a fresh one.
+            // Requests already in flight on it keep waiting for their own answers.
+            if let Some(c) = self.conns.lock().remove(&to) {
+                c.dead.store(true, Relaxed);
+            }
+        }
         let r = r.unwrap_or(Err(FabricFailure::Timeout));
         if r.is_err() {
             self.requests_failed.fetch_add(1, Relaxed);

@@ -873,6 +873,12 @@ pub async fn leave(state: &Arc<NodeState>) {
         if started.elapsed() > LEAVE_MAX || !state.cluster.is_leaving() {
             break None;
         }
+        if state.cluster.peers().is_empty() {
+            // Every other member is gone too (the whole cluster is stopping): nobody to hand
+            // over to.
+            info!(target: "shoal::node", "the other members left too; stopping");
+            return;
+        }
         tokio::time::sleep(Duration::from_millis(5)).await;
     };
     let Some(view) = view else {
