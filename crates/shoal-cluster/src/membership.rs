@@ -93,6 +93,8 @@ pub struct Clustering {
     accepted_last: Option<(u64, NodeId)>,
     /// Completed membership changes.
     pub changes: u64,
+    /// Asked to propose a new view even though the membership did not change (`recluster`).
+    force: bool,
 }
 
 /// What a step produced: messages to send and, when a view was committed, the new view.
@@ -117,7 +119,18 @@ impl Clustering {
             last_commit_sent_ms: 0,
             accepted_last: None,
             changes: 0,
+            force: false,
         }
+    }
+
+    /// Asks for a new view with a fresh cluster key at the next tick (`recluster`): only the
+    /// principal acts on it; returns whether this node is the principal.
+    pub fn recluster(&mut self) -> bool {
+        let principal = self.view.principal() == Some(self.me);
+        if principal {
+            self.force = true;
+        }
+        principal
     }
 
     /// The committed view.
@@ -216,13 +229,15 @@ impl Clustering {
             }
         }
         let stuck = lag_ms > self.config.proposal_timeout_ms;
-        let changed = self.view.key == 0 || self.view.succession != self.desired || stuck;
+        let changed =
+            self.view.key == 0 || self.view.succession != self.desired || stuck || self.force;
         if principal
             && settled
             && changed
             && self.proposal.is_none()
             && self.desired.len() >= self.config.cluster_size_min
         {
+            self.force = false;
             let key = (fresh_key & 0x0000_FFFF_FFFF_FFFF).max(1);
             if self.desired.len() == 1 {
                 self.commit(key, self.desired.clone(), &mut step);

@@ -214,6 +214,12 @@ impl ClusterShell {
         self.protocols.lock().hb.tip_clear(endpoint);
     }
 
+    /// `recluster`: the principal proposes a new view (fresh key, new exchange) at its next
+    /// tick; false on any other node.
+    pub fn recluster(&self) -> bool {
+        self.protocols.lock().cl.recluster()
+    }
+
     /// Forgets departed alumni (`services-alumni-reset`).
     pub fn alumni_reset(&self) {
         self.protocols.lock().hb.alumni_reset();

@@ -123,6 +123,13 @@ fn answer(state: &NodeState, line: &str, local: Option<SocketAddr>) -> String {
             (Some(_), Ok(_)) => "ok".to_string(),
             _ => "ERROR::node is shutting down".to_string(),
         },
+        "recluster" => {
+            if state.cluster.recluster() {
+                "ok".to_string()
+            } else {
+                "ignored-by-non-principal".to_string()
+            }
+        }
         "quiesce-undo" => {
             crate::ownership::stop_forwarding(state);
             state.cluster.clear_leaving();

@@ -344,7 +344,7 @@ fn a_paused_node_rejoins_and_its_stale_copies_lose_to_newer_writes() {
 }
 
 #[test]
-fn quiesce_moves_a_node_out_and_quiesce_undo_brings_it_back() {
+fn quiesce_moves_a_node_out_quiesce_undo_brings_it_back_and_recluster_renews_the_key() {
     let hb: Vec<u16> = (0..3).map(|_| free_port().expect("port")).collect();
     let n1 = spawn(hb[0], None);
     let n2 = spawn(hb[1], Some(hb[0]));
@@ -383,5 +383,37 @@ fn quiesce_moves_a_node_out_and_quiesce_undo_brings_it_back() {
             2 * keys.len() as u64,
             "two copies again over three nodes"
         );
+        // `recluster`: the principal starts a new view, the others decline.
+        let before = info(n1.port(), "cluster-stable:size=3").expect("stable");
+        let answers: Vec<String> = all
+            .iter()
+            .map(|p| info(*p, "recluster").unwrap_or_default())
+            .collect();
+        assert_eq!(
+            answers.iter().filter(|a| *a == "ok").count(),
+            1,
+            "exactly the principal reclusters: {answers:?}"
+        );
+        assert!(answers
+            .iter()
+            .all(|a| a == "ok" || a == "ignored-by-non-principal"));
+        let ports = all;
+        tokio::task::spawn_blocking(move || {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                wait_stable(&ports, 3, Duration::from_secs(20));
+                if info(ports[0], "cluster-stable:size=3").is_some_and(|k| k != before) {
+                    return;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "recluster made no new cluster key"
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        })
+        .await
+        .expect("wait");
+        assert!(missing(&client, &keys).await.is_empty());
     });
 }
