@@ -1,6 +1,7 @@
 """Fixtures for the official Python client (`aerospike` on PyPI, C client inside) against shoald.
 
-One `shoald` process serves the whole session. It listens on 127.0.0.1 on a free port with the
+One `shoald` process serves the whole session (fixture `shoald`); a module that asks for
+`cluster3` gets three more, clustered (see `ShoalCluster`). It listens on 127.0.0.1 on a free port with the
 namespace `test` (expiration every second), logs to a file in the pytest temporary directory, and
 is killed at the end of the session (and by the kernel if pytest itself dies). When any test fails,
 the tail of the server log is printed in the terminal summary.
@@ -43,7 +44,7 @@ CLIENT_POLICIES = {
     "info": {"timeout": 5000},
 }
 
-_state = {"log_path": None, "server": None}
+_state = {"log_path": None, "server": None, "cluster_logs": []}
 
 
 def _free_port():
@@ -73,11 +74,13 @@ def _log_tail(path, max_lines=200):
 
 
 class Shoald:
-    """A running shoald process."""
+    """A running shoald process. `seeds` are other nodes' heartbeat ports on 127.0.0.1; given
+    any, the node joins their cluster."""
 
-    def __init__(self, binary, workdir):
+    def __init__(self, binary, workdir, seeds=(), namespace=f"{NAMESPACE},nsup-period=1"):
         self.binary = binary
         self.port = _free_port()
+        self.heartbeat_port = _free_port()
         self.log_path = workdir / "shoald.stderr.log"
         data_dir = workdir / "data"
         data_dir.mkdir(exist_ok=True)
@@ -86,12 +89,14 @@ class Shoald:
             "--address", "127.0.0.1",
             "--service-port", str(self.port),
             "--fabric-port", str(_free_port()),
-            "--heartbeat-port", str(_free_port()),
+            "--heartbeat-port", str(self.heartbeat_port),
             "--http-port", str(_free_port()),
             "--data-dir", str(data_dir),
-            "--namespace", f"{NAMESPACE},nsup-period=1",
+            "--namespace", namespace,
             "--log-level", os.environ.get("SHOALD_LOG_LEVEL", "debug"),
         ]
+        for seed in seeds:
+            args += ["--seed", f"127.0.0.1:{seed}"]
         self.args = args
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
@@ -131,12 +136,16 @@ class Shoald:
         self._log.close()
 
 
-@pytest.fixture(scope="session")
-def shoald(tmp_path_factory):
+def _shoald_binary():
     binary = pathlib.Path(os.environ.get("SHOALD_BIN") or REPO_ROOT / "target" / "debug" / "shoald")
     if not binary.is_file():
         pytest.exit(f"shoald binary not found at {binary}; run `cargo build --bin shoald` or set SHOALD_BIN", 2)
-    server = Shoald(binary, tmp_path_factory.mktemp("shoald"))
+    return binary
+
+
+@pytest.fixture(scope="session")
+def shoald(tmp_path_factory):
+    server = Shoald(_shoald_binary(), tmp_path_factory.mktemp("shoald"))
     _state["log_path"] = server.log_path
     _state["server"] = server
     try:
@@ -146,30 +155,143 @@ def shoald(tmp_path_factory):
         server.stop()
 
 
-@pytest.fixture(scope="session")
-def client(shoald):
-    """A connected official client. Connecting is retried for a few seconds: the port may accept
-    before the node is ready to answer the client's validation requests."""
-    config = {"hosts": [("127.0.0.1", shoald.port)], "policies": CLIENT_POLICIES}
-    deadline = time.monotonic() + 15
+def connect_client(servers, seed_port, policies=CLIENT_POLICIES, limit_s=15.0):
+    """An official client given the one seed `127.0.0.1:seed_port`. Connecting is retried for a
+    few seconds: the port may accept before the node is ready to answer the client's validation
+    requests. `servers` are the Shoald processes that must stay up meanwhile."""
+    config = {"hosts": [("127.0.0.1", seed_port)], "policies": policies}
+    deadline = time.monotonic() + limit_s
     last_error = None
     while time.monotonic() < deadline:
-        if shoald.proc.poll() is not None:
-            break
+        dead = [s for s in servers if s.proc.poll() is not None]
+        if dead:
+            raise RuntimeError(
+                f"shoald exited with {dead[0].proc.returncode}: {last_error!r}\n{_log_tail(dead[0].log_path)}"
+            )
         try:
             c = aerospike.client(config)
             if not c.is_connected():
                 c = c.connect()
-            break
+            return c
         except aerospike.exception.AerospikeError as exc:
             last_error = exc
             time.sleep(0.25)
-    else:
-        raise RuntimeError(f"the client could not connect to shoald on port {shoald.port}: {last_error!r}")
-    if shoald.proc.poll() is not None:
-        raise RuntimeError(f"shoald exited with {shoald.proc.returncode}: {last_error!r}\n{_log_tail(shoald.log_path)}")
+    raise RuntimeError(f"the client could not connect to shoald on port {seed_port}: {last_error!r}")
+
+
+@pytest.fixture(scope="session")
+def client(shoald):
+    """A connected official client of the session's single node."""
+    c = connect_client([shoald], shoald.port)
     yield c
     c.close()
+
+
+def info(port, command, timeout_s=5.0):
+    """One info command to 127.0.0.1:port on a fresh connection, without the official client
+    (which needs a whole cluster to answer): the value, or None when the node cannot be reached
+    or the reply is malformed."""
+    body = (command + "\n").encode()
+    header = ((2 << 56) | (1 << 48) | len(body)).to_bytes(8, "big")
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout_s) as s:
+            s.sendall(header + body)
+            head = _recv_exact(s, 8)
+            size = int.from_bytes(head, "big") & 0xFFFF_FFFF_FFFF
+            if head[0] != 2 or head[1] != 1 or size > (16 << 20):
+                return None
+            reply = _recv_exact(s, size).decode(errors="replace")
+    except OSError:
+        return None
+    _name, sep, value = reply.rstrip("\n").partition("\t")
+    return value if sep else None
+
+
+def _recv_exact(sock, n):
+    data = bytearray()
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            raise ConnectionError(f"connection closed after {len(data)} of {n} bytes")
+        data += chunk
+    return bytes(data)
+
+
+def info_pairs(port, command):
+    """`k=v;k=v` answers (statistics, namespace/<ns>) as a dict; {} when unreachable."""
+    value = info(port, command) or ""
+    return dict(kv.split("=", 1) for kv in value.split(";") if "=" in kv)
+
+
+class ShoalCluster:
+    """`size` shoald processes on 127.0.0.1, each with its own ports and data directory; every
+    node after the first is seeded with the first node's heartbeat port. `nodes` keeps them in
+    start order; `alive()` leaves out the ones killed on purpose; `stable_key` is the key the
+    last `wait_stable` saw."""
+
+    def __init__(self, binary, workdir, size, namespace=f"{NAMESPACE},nsup-period=1"):
+        self.nodes = []
+        self.killed = set()
+        self.stable_key = None
+        try:
+            for i in range(size):
+                node_dir = workdir / f"node{i + 1}"
+                node_dir.mkdir()
+                seeds = [self.nodes[0].heartbeat_port] if self.nodes else []
+                self.nodes.append(Shoald(binary, node_dir, seeds=seeds, namespace=namespace))
+            for node in self.nodes:
+                node.wait_listening()
+        except BaseException:
+            self.stop()
+            raise
+
+    def alive(self):
+        return [n for n in self.nodes if n.port not in self.killed]
+
+    def kill(self, node):
+        """SIGKILL, as a crash: no goodbye to the other nodes."""
+        self.killed.add(node.port)
+        node.proc.send_signal(signal.SIGKILL)
+        node.proc.wait(timeout=10)
+
+    def wait_stable(self, size, limit_s=30.0):
+        """Waits until every live node answers `cluster-stable:size=<size>` with one and the same
+        cluster key (membership agreed, migrations done) and returns the key and the seconds it
+        took. Raises with each node's last answer past `limit_s`."""
+        started = time.monotonic()
+        command = f"cluster-stable:size={size}"
+        while True:
+            answers = {n.port: info(n.port, command) for n in self.alive()}
+            keys = set(answers.values())
+            if len(keys) == 1 and None not in keys and not next(iter(keys)).startswith("ERROR"):
+                self.stable_key = next(iter(keys))
+                return self.stable_key, time.monotonic() - started
+            for n in self.alive():
+                if n.proc.poll() is not None:
+                    raise RuntimeError(
+                        f"shoald on port {n.port} exited with {n.proc.returncode}\n{_log_tail(n.log_path)}"
+                    )
+            if time.monotonic() - started > limit_s:
+                raise RuntimeError(f"no stable cluster of {size} within {limit_s} s; `{command}` answers: {answers}")
+            time.sleep(0.1)
+
+    def stop(self):
+        for node in self.nodes:
+            node.stop()
+
+
+@pytest.fixture(scope="module")
+def cluster3(tmp_path_factory):
+    """Three clustered shoald processes (namespace `test`, replication factor 2), stable: every
+    node answered `cluster-stable:size=3` with the same key. Killed at the end of the module."""
+    cluster = ShoalCluster(_shoald_binary(), tmp_path_factory.mktemp("cluster3"), 3)
+    _state["cluster_logs"] = [n.log_path for n in cluster.nodes]
+    try:
+        key, took = cluster.wait_stable(3)
+        print(f"cluster of 3 stable with key {key} after {took:.1f} s")
+        yield cluster
+    finally:
+        cluster.stop()
 
 
 @pytest.fixture
@@ -180,12 +302,21 @@ def set_name(request):
 
 
 @pytest.fixture(autouse=True)
-def _server_still_running(shoald):
-    """Fails the test that was running when shoald died, and every later one, with its exit code."""
+def _server_still_running(request):
+    """Fails the test that was running when a shoald it uses died (one not killed on purpose),
+    and every later one, with its exit code."""
     yield
-    code = shoald.proc.poll()
-    if code is not None:
-        pytest.fail(f"shoald is no longer running (exit status {code}); see its log in the summary")
+    servers = []
+    if "shoald" in request.fixturenames:
+        servers.append(request.getfixturevalue("shoald"))
+    if "cluster3" in request.fixturenames:
+        servers.extend(request.getfixturevalue("cluster3").alive())
+    for server in servers:
+        code = server.proc.poll()
+        if code is not None:
+            pytest.fail(
+                f"shoald on port {server.port} is no longer running (exit status {code}); see its log in the summary"
+            )
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -201,11 +332,10 @@ def pytest_runtest_protocol(item, nextitem):
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
-    log_path = _state["log_path"]
-    if log_path is None:
-        return
-    if exitstatus != 0:
-        terminalreporter.write_sep("=", f"shoald log ({log_path})")
-        terminalreporter.write_line(_log_tail(log_path))
-    else:
-        terminalreporter.write_line(f"shoald log: {log_path}")
+    logs = ([_state["log_path"]] if _state["log_path"] else []) + _state["cluster_logs"]
+    for log_path in logs:
+        if exitstatus != 0:
+            terminalreporter.write_sep("=", f"shoald log ({log_path})")
+            terminalreporter.write_line(_log_tail(log_path, 200 if log_path == _state["log_path"] else 80))
+        else:
+            terminalreporter.write_line(f"shoald log: {log_path}")

@@ -94,42 +94,88 @@ pub fn info_request(addr: &str, commands: &[&str]) -> Result<Vec<(String, String
     Ok(infoproto::decode_reply(&body))
 }
 
-/// A node of the cluster as the seed describes it.
-#[derive(Debug, Clone)]
+/// Most nodes cluster discovery follows (an Aerospike cluster holds at most 256); a
+/// bigger answer is a corrupt or foreign peer list, and the rest of it is ignored.
+const CLUSTER_NODES_MAX: usize = 256;
+
+/// A node of the cluster as discovery found it: its id and the first address a peer list
+/// (or the command line, for the seed) gave for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeAddr {
     pub node_id: String,
     pub addr: String,
+    /// Why the node did not answer discovery; callers report it instead of asking again
+    /// (a paused node would cost an info timeout each time).
+    pub unreachable: Option<String>,
 }
 
-/// The seed and every peer it lists in `peers-clear-std`, the seed first. A node is found
-/// by its first address.
+/// The seed and every node reachable through `peers-clear-std` from it, the seed first,
+/// then in the order found. Each node that answers is asked for its own peers too, so a
+/// node the seed does not list (a split cluster, a node the seed has not heard yet) is
+/// still found when any other node lists it. A listed node that does not answer stays in
+/// the list: callers report it rather than hide it. Fails only when the seed itself does
+/// not answer.
 pub fn cluster_nodes(seed: &str) -> Result<Vec<NodeAddr>> {
-    let reply = info_request(seed, &["node", "peers-clear-std"])?;
+    discover(seed, node_and_peers)
+}
+
+/// One node's id and peer list.
+fn node_and_peers(addr: &str) -> Result<(String, Vec<infoproto::Peer>)> {
+    let reply = info_request(addr, &["node", "peers-clear-std"])?;
     let get = |name: &str| {
         reply
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.clone())
-            .ok_or_else(|| anyhow!("{seed} did not answer `{name}`"))
+            .ok_or_else(|| anyhow!("{addr} did not answer `{name}`"))
     };
     let node_id = get("node")?;
     if infoproto::is_error(&node_id) {
-        bail!("{seed} answered `node` with {node_id}");
+        bail!("{addr} answered `node` with {node_id}");
     }
+    let peers = get("peers-clear-std")?;
+    if infoproto::is_error(&peers) {
+        bail!("{addr} answered `peers-clear-std` with {peers}");
+    }
+    Ok((node_id, infoproto::parse_peers(&peers)?))
+}
+
+/// Breadth-first discovery from `seed`; `ask` returns a node's id and peers.
+fn discover(
+    seed: &str,
+    mut ask: impl FnMut(&str) -> Result<(String, Vec<infoproto::Peer>)>,
+) -> Result<Vec<NodeAddr>> {
+    let (seed_id, seed_peers) = ask(seed)?;
     let mut nodes = vec![NodeAddr {
-        node_id: node_id.clone(),
+        node_id: seed_id,
         addr: seed.to_string(),
+        unreachable: None,
     }];
-    for peer in infoproto::parse_peers(&get("peers-clear-std")?)? {
-        if peer.node_id == node_id {
-            continue;
+    let add = |nodes: &mut Vec<NodeAddr>, peers: Vec<infoproto::Peer>| {
+        for peer in peers {
+            if nodes.len() >= CLUSTER_NODES_MAX {
+                return;
+            }
+            if nodes.iter().any(|n| n.node_id == peer.node_id) {
+                continue;
+            }
+            if let Some(addr) = peer.addresses.into_iter().next() {
+                nodes.push(NodeAddr {
+                    node_id: peer.node_id,
+                    addr,
+                    unreachable: None,
+                });
+            }
         }
-        if let Some(addr) = peer.addresses.first() {
-            nodes.push(NodeAddr {
-                node_id: peer.node_id,
-                addr: addr.clone(),
-            });
+    };
+    add(&mut nodes, seed_peers);
+    let mut next = 1;
+    while next < nodes.len() {
+        match ask(&nodes[next].addr) {
+            Ok((_id, peers)) => add(&mut nodes, peers),
+            Err(e) => nodes[next].unreachable = Some(format!("{e:#}")),
         }
+        next += 1;
     }
     Ok(nodes)
 }
@@ -225,6 +271,79 @@ fn json_to_value(j: &serde_json::Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use infoproto::Peer;
+
+    /// A cluster as (address, node id, peers' (id, address)); absent addresses do not answer.
+    type Topology<'a> = [(&'a str, &'a str, &'a [(&'a str, &'a str)])];
+
+    fn ask_in<'a>(
+        topology: &'a Topology<'a>,
+    ) -> impl FnMut(&str) -> Result<(String, Vec<Peer>)> + 'a {
+        move |addr: &str| {
+            let (_, id, peers) = topology
+                .iter()
+                .find(|(a, _, _)| *a == addr)
+                .ok_or_else(|| anyhow!("connecting to {addr}: refused"))?;
+            Ok((
+                id.to_string(),
+                peers
+                    .iter()
+                    .map(|(id, a)| Peer {
+                        node_id: id.to_string(),
+                        addresses: vec![a.to_string()],
+                    })
+                    .collect(),
+            ))
+        }
+    }
+
+    fn ids(nodes: &[NodeAddr]) -> Vec<&str> {
+        nodes.iter().map(|n| n.node_id.as_str()).collect()
+    }
+
+    #[test]
+    fn discovery_follows_every_peer_list_and_keeps_silent_nodes() {
+        // A lists B; B lists A, C and the dead D; C lists E, which A and B do not see yet.
+        let topology: &Topology = &[
+            ("a:1", "A", &[("B", "b:1")]),
+            ("b:1", "B", &[("A", "a:1"), ("C", "c:1"), ("D", "d:1")]),
+            ("c:1", "C", &[("B", "b:1"), ("E", "e:1")]),
+            ("e:1", "E", &[("C", "c:1")]),
+        ];
+        let nodes = discover("a:1", ask_in(topology)).expect("the seed answers");
+        assert_eq!(ids(&nodes), ["A", "B", "C", "D", "E"]);
+        // The seed keeps the address it was given.
+        assert_eq!(nodes[0].addr, "a:1");
+        assert_eq!(nodes[3].addr, "d:1");
+        assert_eq!(
+            nodes[3].unreachable.as_deref(),
+            Some("connecting to d:1: refused")
+        );
+        assert!(nodes
+            .iter()
+            .filter(|n| n.node_id != "D")
+            .all(|n| n.unreachable.is_none()));
+        // A seed that does not answer is an error.
+        let err = discover("d:1", ask_in(topology)).expect_err("the seed is dead");
+        assert!(format!("{err:#}").contains("refused"), "{err:#}");
+    }
+
+    #[test]
+    fn discovery_is_bounded() {
+        let mut n = 0u32;
+        let nodes = discover("seed", |_| {
+            n += 1;
+            let peers = (0..100)
+                .map(|i| Peer {
+                    node_id: format!("{n}-{i}"),
+                    addresses: vec![format!("h{n}-{i}:3000")],
+                })
+                .collect();
+            Ok((format!("self-{n}"), peers))
+        })
+        .expect("answers");
+        assert_eq!(nodes.len(), CLUSTER_NODES_MAX);
+    }
 
     #[test]
     fn typed_values_parse() {

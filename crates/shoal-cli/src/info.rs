@@ -37,6 +37,11 @@ pub fn main(server: &ServerArgs, args: InfoArgs) -> Result<()> {
                 println!();
             }
             println!("{} ({}) returned:", node.addr, node.node_id);
+            if let Some(e) = &node.unreachable {
+                println!("error: {e}");
+                errors += 1;
+                continue;
+            }
             match info_request(&node.addr, &commands) {
                 Ok(reply) => errors += print_reply(&commands, &reply),
                 Err(e) => {

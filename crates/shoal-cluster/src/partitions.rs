@@ -412,12 +412,28 @@ impl Partitions {
         if !waiting.remove(&from) || !waiting.is_empty() {
             return fx;
         }
+        // Complete here, but not yet the working master: that waits until every member has
+        // heard (`confirm_complete`), so the old working master stops taking writes first and
+        // two nodes never execute writes for one partition at once.
         self.complete.set(pid, true);
-        self.complete_nodes[usize::from(pid) % PARTITIONS].insert(self.me);
         self.generation += 1;
         fx.completed.push(pid);
         fx.drop = self.droppable(Some(pid));
         fx
+    }
+
+    /// Every other member acknowledged that this node holds `pids` complete under `key`: it
+    /// now counts as a complete copy here too (and may become their working master).
+    pub fn confirm_complete(&mut self, key: u64, pids: &[u16]) {
+        if key != self.key || self.phase != Phase::Planned {
+            return;
+        }
+        for &pid in pids {
+            if self.complete.get(pid) {
+                self.complete_nodes[usize::from(pid) % PARTITIONS].insert(self.me);
+            }
+        }
+        self.generation += 1;
     }
 
     /// This node finished (or gave up) an emigration.

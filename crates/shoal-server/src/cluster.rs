@@ -422,6 +422,12 @@ pub async fn run(
             shell.resumed_at_ms.store(now, Relaxed);
             shell.resumed.store(true, Relaxed);
             shell.restarted_notify.notify_one();
+            // Announce a new boot id: the others treat this node as restarted (its copies no
+            // longer count as complete) and the principal starts a new view, so everyone
+            // re-plans with this node's copies distrusted even when nobody saw it depart.
+            let mut p = shell.protocols.lock();
+            p.hb.set_boot(crate::random::random_u64(now));
+            p.cl.recluster();
         }
         {
             let resumed = shell.resumed_at_ms.load(Relaxed);
@@ -557,9 +563,11 @@ fn handle_frame(shell: &Arc<ClusterShell>, frame: &[u8]) {
                             info!(target: "shoal::cluster", node = %n, "node arrived")
                         }
                         HeartbeatEvent::Restarted(n) => {
-                            info!(target: "shoal::cluster", node = %n, "node restarted: its copies are gone");
+                            info!(target: "shoal::cluster", node = %n, "node restarted (or resumed from a pause): its copies no longer count");
                             shell.restarted.lock().push(n);
                             shell.restarted_notify.notify_one();
+                            // A new view re-plans with it (only the principal acts on this).
+                            p.cl.recluster();
                         }
                         HeartbeatEvent::Departed(_) => {}
                     }

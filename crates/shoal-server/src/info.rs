@@ -608,8 +608,10 @@ fn statistics(state: &NodeState) -> String {
         .map(|n| n.stats.objects.load(Relaxed))
         .sum();
     let pairs = [
+        // Size and key from the same view, so a reader never pairs one view's size with
+        // another's key.
         ("cluster_size", view.succession.len().to_string()),
-        ("cluster_key", cluster_key(state)),
+        ("cluster_key", format!("{:X}", view.key)),
         ("cluster_integrity", "true".to_string()),
         ("cluster_is_member", (view.key != 0).to_string()),
         (
@@ -677,7 +679,11 @@ fn cluster_stable(state: &NodeState, cmd: &Command<'_>) -> String {
     if view.key == 0 {
         return "ERROR::cluster-not-formed".to_string();
     }
-    if state.ownership.waiting() {
+    // Stable means serving: a node that has not yet heard every member pulse the committed
+    // view (`in_sync`) refuses requests with PARTITION_UNAVAILABLE, so it must not call the
+    // cluster stable either. (Found by tests/python/test_cluster.py: a put sent right after
+    // all three nodes answered `cluster-stable:size=3` was refused with 11 for up to ~100 ms.)
+    if state.ownership.waiting() || !state.cluster.in_sync() {
         return "ERROR::unstable-cluster".to_string();
     }
     if let Some(size) = cmd.param("size") {
@@ -688,14 +694,20 @@ fn cluster_stable(state: &NodeState, cmd: &Command<'_>) -> String {
     let ignore_migrations = cmd
         .param("ignore-migrations")
         .is_some_and(|v| v == "true" || v == "yes");
+    // Settled (every owner holds every partition complete) is not enough: a node may hear
+    // that a partition arrived before its own emigration of it has finished, and Aerospike
+    // answers `cluster-stable` only once no migration is left.
     if let Some(ns) = cmd.param("namespace") {
         let Some(own) = state.ownership.of(ns) else {
             return "ERROR::unknown-namespace".to_string();
         };
-        if !ignore_migrations && !own.routes().settled {
+        let r = own.routes();
+        if !ignore_migrations && (!r.settled || r.rx_remaining + r.tx_remaining > 0) {
             return "ERROR::unstable-cluster".to_string();
         }
-    } else if !ignore_migrations && !state.ownership.settled() {
+    } else if !ignore_migrations
+        && (!state.ownership.settled() || state.ownership.migrations_remaining() != (0, 0))
+    {
         return "ERROR::unstable-cluster".to_string();
     }
     // Every namespace must have planned the committed view.

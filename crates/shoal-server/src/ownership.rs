@@ -237,17 +237,23 @@ fn apply(state: &Arc<NodeState>, idx: usize, fx: Effects) -> Option<(u64, Bitmap
         info!(target: "shoal::migrate", namespace = %ns.name, records = dropped,
             "dropped copies this node no longer owns");
     }
-    let (key, routes) = {
-        let p = own.parts.lock();
-        if p.members().len() > 1
-            && p.phase() == Phase::Planned
-            && p.key() != state.ownership.waiting_key.load(Relaxed)
-        {
-            // Joined a real cluster: serve.
-            state.ownership.waiting.store(false, Relaxed);
-        }
-        (p.key(), rebuild_routes(state.ownership.me, &p))
-    };
+    // The routes are rebuilt and published under the partitions lock: two steps running at
+    // once (an emigration finishing, a completion notice arriving) must publish in the order
+    // they saw the partitions, or the older routes win and stay until the next step, which
+    // may never come. (Seen in loaded runs of tests/python/test_cluster.py: a survivor that
+    // had logged `settled=true` answered `cluster-stable` as unsettled for 40 s, another
+    // reported 256 emigrations remaining for 10 s while settled; this lost update explains
+    // both, and neither was seen again in 120 runs after the change.)
+    let p = own.parts.lock();
+    if p.members().len() > 1
+        && p.phase() == Phase::Planned
+        && p.key() != state.ownership.waiting_key.load(Relaxed)
+    {
+        // Joined a real cluster: serve.
+        state.ownership.waiting.store(false, Relaxed);
+    }
+    let key = p.key();
+    let routes = rebuild_routes(state.ownership.me, &p);
     let (planned_now, settled_now) = (routes.key, routes.settled);
     let (changed, was_planned, was_settled) = {
         let mut r = own.routes.write();
@@ -259,6 +265,7 @@ fn apply(state: &Arc<NodeState>, idx: usize, fx: Effects) -> Option<(u64, Bitmap
         *r = Arc::new(routes);
         (changed, was.0, was.1)
     };
+    drop(p);
     if !was_planned || (settled_now && !was_settled) {
         let r = own.routes();
         info!(target: "shoal::migrate", namespace = %ns.name, cluster_key = format!("{planned_now:X}"),
@@ -283,27 +290,42 @@ fn apply(state: &Arc<NodeState>, idx: usize, fx: Effects) -> Option<(u64, Bitmap
 /// Tells every other member which partitions this node now holds complete.
 fn send_notice(state: &Arc<NodeState>, idx: usize, key: u64, pids: Bitmap) {
     let ns = state.ownership.namespaces[idx].ns.name.clone();
-    for peer in state.cluster.peers() {
-        let state = state.clone();
+    let peers = state.cluster.peers();
+    let state = state.clone();
+    tokio::spawn(async move {
         let msg = FabricMessage::Complete {
             key,
-            ns: ns.clone(),
+            ns,
             pids: Box::new(pids.clone()),
         };
-        tokio::spawn(async move {
-            // Resent until answered or the view moves on: a lost notice would leave the peer
-            // routing to an old working master forever.
-            loop {
-                if state.ownership.namespaces[idx].parts.lock().key() != key {
-                    return;
-                }
-                match state.fabric.request(peer.node, &msg, CONTROL_TIMEOUT).await {
-                    Ok(_) => return,
-                    Err(_) => tokio::time::sleep(RETRY_PERIOD).await,
+        // Resent until answered or the view moves on: a lost notice would leave the peer
+        // routing to an old working master forever.
+        let sends = peers.iter().map(|peer| {
+            let (state, msg) = (&state, &msg);
+            async move {
+                loop {
+                    if state.ownership.namespaces[idx].parts.lock().key() != key {
+                        return false;
+                    }
+                    match state.fabric.request(peer.node, msg, CONTROL_TIMEOUT).await {
+                        Ok(_) => return true,
+                        Err(_) => tokio::time::sleep(RETRY_PERIOD).await,
+                    }
                 }
             }
         });
-    }
+        let delivered = futures::future::join_all(sends).await;
+        if delivered.iter().all(|d| *d) {
+            // Everyone routes writes for these partitions to us now (or to a node before us):
+            // we may act as their working master.
+            let list: Vec<u16> = (0..PARTITIONS as u16).filter(|p| pids.get(*p)).collect();
+            state.ownership.namespaces[idx]
+                .parts
+                .lock()
+                .confirm_complete(key, &list);
+            step(&state, idx, Effects::default());
+        }
+    });
 }
 
 fn step(state: &Arc<NodeState>, idx: usize, fx: Effects) {

@@ -19,8 +19,20 @@ fn stat(port: u16, key: &str) -> Option<String> {
 fn wait_for_cluster(ports: &[u16], size: usize) -> String {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let keys: Vec<Option<String>> = ports.iter().map(|p| stat(*p, "cluster_key")).collect();
-        let sizes: Vec<Option<String>> = ports.iter().map(|p| stat(*p, "cluster_size")).collect();
+        // Key and size from one `statistics` answer per node: read apart, a commit between
+        // the two reads paired the old key with the new size.
+        let (keys, sizes): (Vec<Option<String>>, Vec<Option<String>>) = ports
+            .iter()
+            .map(|p| {
+                let st = info(*p, "statistics");
+                let get = |key: &str| {
+                    st.as_deref()?
+                        .split(';')
+                        .find_map(|kv| kv.strip_prefix(&format!("{key}=")).map(str::to_string))
+                };
+                (get("cluster_key"), get("cluster_size"))
+            })
+            .unzip();
         let same_key = keys.iter().all(|k| k.is_some() && *k == keys[0]);
         if same_key
             && sizes
@@ -34,6 +46,22 @@ fn wait_for_cluster(ports: &[u16], size: usize) -> String {
             "no cluster of {size} within 30 s: keys {keys:?} sizes {sizes:?}"
         );
         std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Waits (at most 10 s) until `port` answers `cluster-stable:size=N` with a key; returns it.
+fn wait_cluster_stable(port: u16, size: usize) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let answer = info(port, &format!("cluster-stable:size={size}"));
+        match answer {
+            Some(key) if !key.starts_with("ERROR") => return key,
+            _ => assert!(
+                Instant::now() < deadline,
+                "`cluster-stable:size={size}` still answers {answer:?} after 10 s"
+            ),
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -64,9 +92,11 @@ fn three_nodes_form_one_cluster_from_one_seed_and_heal_after_a_kill() {
     .expect("node 3");
     let ports = [first.port(), second.port(), third.port()];
     let key3 = wait_for_cluster(&ports, 3);
+    // `cluster-stable` answers a moment after the members agree: once this node has planned
+    // the view, heard every member pulse it, and the (empty) migrations are done.
     assert_eq!(
-        info(ports[0], "cluster-stable:size=3"),
-        Some(key3.clone()),
+        wait_cluster_stable(ports[0], 3),
+        key3,
         "cluster-stable answers the agreed key"
     );
     // Node 3 only knew node 1, yet every node hears every other (transitive discovery).

@@ -205,10 +205,23 @@ impl Drop for ProcessServer {
     }
 }
 
-/// Asks the OS for a free TCP port on 127.0.0.1.
+/// A TCP port on 127.0.0.1 that is free now, outside the ephemeral range (see the body).
 pub fn free_port() -> Result<u16> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
-    Ok(l.local_addr()?.port())
+    // Below the kernel's ephemeral range (32768 and up by default), so an outgoing connection
+    // (a client, a heartbeat to a node that is down) never takes a port a node is about to
+    // bind, or binds again after a restart. Each process starts at its own offset.
+    const LOW: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let offset = (std::process::id() % 600) * 20;
+    for _ in 0..SPAN {
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let port = (LOW + (offset + n) % SPAN) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    bail!("no free port between {LOW} and {}", LOW + SPAN)
 }
 
 /// Finds the `shoald` binary: `$SHOALD_BIN`, else next to the running test executable's

@@ -103,6 +103,8 @@ impl Sim {
             node.data.retain(|(p, _), _| p != pid);
         }
         let members: Vec<NodeId> = node.p.members().iter().map(|m| m.node).collect();
+        // The model delivers notices instantly enough: confirm them at once.
+        node.p.confirm_complete(key, &fx.completed);
         for pid in fx.completed {
             for to in &members {
                 if *to != id {

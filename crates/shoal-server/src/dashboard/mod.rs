@@ -280,12 +280,20 @@ pub fn snapshot(state: &NodeState) -> ClusterSnapshot {
         cluster: ClusterSummary {
             key: format!("{:X}", view.key),
             size: view.succession.len(),
-            // Stable: a committed cluster that holds every node this one hears, with nothing
-            // left to migrate.
+            // Stable: a committed cluster that holds every node this one hears, whose
+            // partition map every namespace has planned, with every owner complete and
+            // nothing left to migrate (what `cluster-stable` answers).
             stable: view.key != 0
                 && view.succession.contains(&state.node_id)
                 && heartbeat_peers + 1 == view.succession.len()
-                && migrate_partitions_remaining == 0,
+                && migrate_partitions_remaining == 0
+                && !state.ownership.waiting()
+                && state.ownership.settled()
+                && state
+                    .ownership
+                    .namespaces
+                    .iter()
+                    .all(|o| o.routes().key == view.key),
             principal: view.principal().map(|p| p.to_string()),
             heartbeat_peers,
         },
