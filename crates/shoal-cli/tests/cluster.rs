@@ -5,9 +5,8 @@
 //! it, then shows the two survivors, stable, each holding a copy of every record.
 
 use aerospike::{as_bin, as_key, Client, ClientPolicy, WritePolicy};
-use shoal_testkit::{free_port, info_value, ProcessServer};
+use shoal_testkit::{free_port, info_at, wait_cluster_stable, ProcessServer};
 use std::collections::BTreeSet;
-use std::net::SocketAddr;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
@@ -42,38 +41,18 @@ fn status_json(port: u16, interval: &str) -> serde_json::Value {
 }
 
 fn info(port: u16, cmd: &str) -> Option<String> {
-    info_value(SocketAddr::from(([127, 0, 0, 1], port)), cmd)
+    info_at(port, cmd)
 }
 
-/// Waits until every node answers `cluster-stable:size=N` with the same key; returns it.
 fn wait_stable(ports: &[u16], size: usize, limit: Duration) -> String {
-    let started = Instant::now();
-    loop {
-        let answers: Vec<Option<String>> = ports
-            .iter()
-            .map(|p| info(*p, &format!("cluster-stable:size={size}")))
-            .collect();
-        if let Some(Some(key)) = answers.first() {
-            if !key.starts_with("ERROR") && answers.iter().all(|a| a.as_ref() == Some(key)) {
-                return key.clone();
-            }
-        }
-        assert!(
-            started.elapsed() < limit,
-            "cluster of {size} not stable within {limit:?}: {answers:?}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
+    match wait_cluster_stable(ports, size, limit) {
+        Ok((key, _)) => key,
+        Err(e) => panic!("{e:#}"),
     }
 }
 
 fn spawn(hb: u16, seed: Option<u16>) -> ProcessServer {
-    let hb_s = hb.to_string();
-    let seed_s = seed.map(|s| format!("127.0.0.1:{s}"));
-    let mut args = vec!["--heartbeat-port", hb_s.as_str(), "--log-level", "warn"];
-    if let Some(s) = seed_s.as_deref() {
-        args.extend(["--seed", s]);
-    }
-    ProcessServer::spawn(&args).expect("shoald starts")
+    ProcessServer::spawn_member(hb, seed).expect("shoald starts")
 }
 
 fn write_records(seed: u16) {

@@ -165,16 +165,14 @@ pub fn encode(id: u64, msg: &FabricMessage, out: &mut Vec<u8>) {
     out.extend_from_slice(&id.to_be_bytes());
     match msg {
         FabricMessage::Exchange { key, ns, report } => {
-            out.extend_from_slice(&key.to_be_bytes());
-            put_str(out, ns);
+            put_key_ns(out, *key, ns);
             out.extend_from_slice(&report.epoch.to_be_bytes());
             out.extend_from_slice(&report.prev_key.to_be_bytes());
             put_bitmap(out, &report.complete);
             put_bitmap(out, &report.holds);
         }
         FabricMessage::Complete { key, ns, pids } | FabricMessage::Migrated { key, ns, pids } => {
-            out.extend_from_slice(&key.to_be_bytes());
-            put_str(out, ns);
+            put_key_ns(out, *key, ns);
             put_bitmap(out, pids);
         }
         FabricMessage::Offer {
@@ -184,8 +182,7 @@ pub fn encode(id: u64, msg: &FabricMessage, out: &mut Vec<u8>) {
             entries,
             clean,
         } => {
-            out.extend_from_slice(&key.to_be_bytes());
-            put_str(out, ns);
+            put_key_ns(out, *key, ns);
             out.extend_from_slice(&pid.to_be_bytes());
             let entries = &entries[..entries.len().min(ENTRIES_MAX)];
             out.extend_from_slice(&(entries.len() as u32).to_be_bytes());
@@ -216,8 +213,7 @@ pub fn encode(id: u64, msg: &FabricMessage, out: &mut Vec<u8>) {
             pid,
             changes,
         } => {
-            out.extend_from_slice(&key.to_be_bytes());
-            put_str(out, ns);
+            put_key_ns(out, *key, ns);
             out.extend_from_slice(&pid.to_be_bytes());
             put_bytes(out, changes);
         }
@@ -255,6 +251,12 @@ fn put_str(out: &mut Vec<u8>, s: &str) {
     out.extend_from_slice(b);
 }
 
+/// The view key and namespace that open every partition message.
+fn put_key_ns(out: &mut Vec<u8>, key: u64, ns: &str) {
+    out.extend_from_slice(&key.to_be_bytes());
+    put_str(out, ns);
+}
+
 fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
     out.extend_from_slice(&(b.len() as u32).to_be_bytes());
     out.extend_from_slice(b);
@@ -290,8 +292,7 @@ pub fn decode(frame: &[u8]) -> Result<(u64, FabricMessage), FabricError> {
     let id = r.u64()?;
     let msg = match kind {
         KIND_EXCHANGE => {
-            let key = r.u64()?;
-            let ns = r.str()?;
+            let (key, ns) = r.key_ns()?;
             let epoch = r.u64()?;
             let prev_key = r.u64()?;
             let complete = r.bitmap()?;
@@ -308,8 +309,7 @@ pub fn decode(frame: &[u8]) -> Result<(u64, FabricMessage), FabricError> {
             }
         }
         KIND_COMPLETE => {
-            let key = r.u64()?;
-            let ns = r.str()?;
+            let (key, ns) = r.key_ns()?;
             let pids = r.bitmap()?;
             FabricMessage::Complete {
                 key,
@@ -318,14 +318,12 @@ pub fn decode(frame: &[u8]) -> Result<(u64, FabricMessage), FabricError> {
             }
         }
         KIND_MIGRATED => {
-            let key = r.u64()?;
-            let ns = r.str()?;
+            let (key, ns) = r.key_ns()?;
             let pids = Box::new(r.bitmap()?);
             FabricMessage::Migrated { key, ns, pids }
         }
         KIND_OFFER => {
-            let key = r.u64()?;
-            let ns = r.str()?;
+            let (key, ns) = r.key_ns()?;
             let pid = r.pid()?;
             let n = r.count(30)?;
             let mut entries = Vec::with_capacity(n);
@@ -366,8 +364,7 @@ pub fn decode(frame: &[u8]) -> Result<(u64, FabricMessage), FabricError> {
             }
         }
         KIND_RECORDS => {
-            let key = r.u64()?;
-            let ns = r.str()?;
+            let (key, ns) = r.key_ns()?;
             let pid = r.pid()?;
             let changes = r.bytes()?;
             FabricMessage::Records {
@@ -439,6 +436,9 @@ impl<'a> Reader<'a> {
         let mut a = [0u8; 8];
         a.copy_from_slice(b);
         Ok(u64::from_be_bytes(a))
+    }
+    fn key_ns(&mut self) -> Result<(u64, String), FabricError> {
+        Ok((self.u64()?, self.str()?))
     }
     fn pid(&mut self) -> Result<u16, FabricError> {
         let p = self.u16()?;

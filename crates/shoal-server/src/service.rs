@@ -335,6 +335,8 @@ async fn batch<W: AsyncWrite + Unpin>(
     };
     let parent_filter = msg.fields.filter_exp;
     let mut last_ns: Option<(&[u8], Option<&Arc<Namespace>>)> = None;
+    // The routes of the namespace the rows are in, read once per namespace, not per row.
+    let mut cached: Option<(&NsOwnership, Arc<Routes>)> = None;
     for row in index.rows() {
         let row = match row {
             Ok(r) => r,
@@ -370,37 +372,36 @@ async fn batch<W: AsyncWrite + Unpin>(
         ) {
             (Some(ns), Ok(req)) => {
                 let write = req.info2 & info2::WRITE != 0;
-                let own = ownership_of(state, ns);
-                let routes = own.map(|o| o.routes());
-                let local = routes.as_ref().is_none_or(|r| {
+                if cached.as_ref().is_none_or(|(o, _)| !Arc::ptr_eq(&o.ns, ns)) {
+                    cached = ownership_of(state, ns).map(|o| (o, o.routes()));
+                }
+                let local = cached.as_ref().is_none_or(|(_, r)| {
                     matches!(
                         route(state, r, req.digest.partition(), write, PROXY_HOPS_MAX),
                         Route::Local
                     )
                 });
                 let at = out.len();
+                // Clients send each row to the node their map names; while the map changes, a
+                // row for a partition served elsewhere is refused so the client retries it
+                // after refreshing.
+                let mut refused = !local;
                 let mut code = if local {
                     execute(ns, &req, out, row.index)
                 } else {
-                    // Clients send each row to the node their map names; while the map
-                    // changes, a row for a partition served elsewhere is refused so the
-                    // client retries it after refreshing.
                     ResultCode::PartitionUnavailable
                 };
                 if local && write && code == ResultCode::Ok {
-                    if let (Some(own), Some(routes)) = (own, routes.as_ref()) {
-                        if !routes.alone {
-                            if let Err(c) =
-                                crate::ownership::replicate(state, own, routes, &req.digest).await
-                            {
-                                code = c;
-                            }
+                    if let Some((own, routes)) = cached.as_ref().filter(|(_, r)| !r.alone) {
+                        if let Err(c) =
+                            crate::ownership::replicate(state, own, routes, &req.digest).await
+                        {
+                            code = c;
+                            refused = true;
                         }
                     }
                 }
-                if code == ResultCode::PartitionUnavailable
-                    || (local && write && code == ResultCode::Timeout)
-                {
+                if refused {
                     out.truncate(at);
                     out.begin_record(&MsgHeader {
                         result_code: code.code(),

@@ -335,3 +335,47 @@ pub fn put_int(s: &mut TcpStream, namespace: &str, set: &str, key: i64) -> Resul
         .copied()
         .ok_or_else(|| anyhow!("put reply of {} bytes has no result code", reply.len()))
 }
+
+/// One info command to the node listening on 127.0.0.1:`port`; just the value.
+pub fn info_at(port: u16, command: &str) -> Option<String> {
+    info_value(SocketAddr::from(([127, 0, 0, 1], port)), command)
+}
+
+/// Waits until every node in `ports` answers `cluster-stable:size=SIZE` with one cluster key
+/// (membership agreed, partitions planned, no migration left); returns the key and the wait.
+pub fn wait_cluster_stable(
+    ports: &[u16],
+    size: usize,
+    limit: Duration,
+) -> Result<(String, Duration)> {
+    let started = Instant::now();
+    loop {
+        let answers: Vec<Option<String>> = ports
+            .iter()
+            .map(|p| info_at(*p, &format!("cluster-stable:size={size}")))
+            .collect();
+        if let Some(Some(key)) = answers.first() {
+            if !key.starts_with("ERROR") && answers.iter().all(|a| a.as_ref() == Some(key)) {
+                return Ok((key.clone(), started.elapsed()));
+            }
+        }
+        if started.elapsed() > limit {
+            bail!("cluster of {size} not stable within {limit:?}: {answers:?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+impl ProcessServer {
+    /// A cluster member: `shoald` on heartbeat port `heartbeat`, seeded with the heartbeat
+    /// port of another node when `seed` is given, logging warnings only.
+    pub fn spawn_member(heartbeat: u16, seed: Option<u16>) -> Result<ProcessServer> {
+        let hb = heartbeat.to_string();
+        let seed = seed.map(|s| format!("127.0.0.1:{s}"));
+        let mut args = vec!["--heartbeat-port", hb.as_str(), "--log-level", "warn"];
+        if let Some(s) = seed.as_deref() {
+            args.extend(["--seed", s]);
+        }
+        ProcessServer::spawn(&args)
+    }
+}

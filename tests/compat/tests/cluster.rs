@@ -11,15 +11,14 @@ mod common;
 
 use aerospike::{as_bin, as_key, Bins, Client, ClientPolicy, ReadPolicy, Value, WritePolicy};
 use common::run;
-use shoal_testkit::{free_port, ProcessServer};
-use std::net::SocketAddr;
+use shoal_testkit::{free_port, info_at, wait_cluster_stable, ProcessServer};
 use std::time::{Duration, Instant};
 
 const NS: &str = "test";
 const SET: &str = "cluster";
 
 fn info(port: u16, cmd: &str) -> Option<String> {
-    shoal_testkit::info_value(SocketAddr::from(([127, 0, 0, 1], port)), cmd)
+    info_at(port, cmd)
 }
 
 fn field(text: &str, key: &str) -> Option<u64> {
@@ -34,36 +33,15 @@ fn ns_stat(port: u16, key: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// Waits until every node answers `cluster-stable:size=N` with one key (migrations done).
 fn wait_stable(ports: &[u16], size: usize, limit: Duration) -> Duration {
-    let started = Instant::now();
-    loop {
-        let answers: Vec<Option<String>> = ports
-            .iter()
-            .map(|p| info(*p, &format!("cluster-stable:size={size}")))
-            .collect();
-        let ok = answers
-            .iter()
-            .all(|a| a.as_ref().is_some_and(|k| !k.starts_with("ERROR")) && *a == answers[0]);
-        if ok {
-            return started.elapsed();
-        }
-        assert!(
-            started.elapsed() < limit,
-            "cluster of {size} not stable within {limit:?}: {answers:?}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
+    match wait_cluster_stable(ports, size, limit) {
+        Ok((_, took)) => took,
+        Err(e) => panic!("{e:#}"),
     }
 }
 
 fn spawn(hb: u16, seed: Option<u16>) -> ProcessServer {
-    let hb_s = hb.to_string();
-    let seed_s = seed.map(|s| format!("127.0.0.1:{s}"));
-    let mut args = vec!["--heartbeat-port", hb_s.as_str(), "--log-level", "warn"];
-    if let Some(s) = seed_s.as_deref() {
-        args.extend(["--seed", s]);
-    }
-    ProcessServer::spawn(&args).expect("shoald starts")
+    ProcessServer::spawn_member(hb, seed).expect("shoald starts")
 }
 
 async fn connect(port: u16, nodes: usize) -> Client {

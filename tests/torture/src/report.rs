@@ -139,6 +139,32 @@ impl Report {
             && self.fault_errors.is_empty()
             && self.check.as_ref().is_some_and(|c| c.violations.is_empty())
     }
+
+    /// Why this run does not prove anything, or lost something: `None` when it injected at
+    /// least `min_faults` faults, acknowledged and checked at least `min_ops` operations and
+    /// writes, lost none and passed. The gate tests assert on it.
+    pub fn gate_failure(&self, min_faults: usize, min_ops: usize) -> Option<String> {
+        if self.faults_injected_total() < min_faults {
+            return Some(format!(
+                "too few faults injected: {:?}",
+                self.faults_injected
+            ));
+        }
+        if self.ops_with(Outcome::Ok) < min_ops {
+            return Some(format!("too few acknowledged operations: {:?}", self.ops));
+        }
+        match self.check.as_ref() {
+            None => return Some("the final check did not run".into()),
+            Some(c) if c.acked_writes_checked < min_ops => {
+                return Some(format!("too few writes checked: {c:?}"))
+            }
+            Some(_) => {}
+        }
+        if self.lost_acked() != Some(0) {
+            return Some(format!("acknowledged writes lost:\n{self}"));
+        }
+        (!self.passed()).then(|| format!("the run failed:\n{self}"))
+    }
 }
 
 fn secs(d: Duration) -> String {
