@@ -114,6 +114,9 @@ pub struct Config {
     pub cluster_name: Option<String>,
     pub node_id: Option<NodeId>,
     pub data_dir: PathBuf,
+    /// Erase a data directory or device that holds another cluster's or namespace's shoal
+    /// data instead of refusing it.
+    pub erase_foreign_data: bool,
     pub seeds: Vec<String>,
     pub log_level: String,
     pub max_client_connections: usize,
@@ -139,6 +142,7 @@ impl Default for Config {
             cluster_name: None,
             node_id: None,
             data_dir: PathBuf::from("/var/lib/shoal"),
+            erase_foreign_data: false,
             seeds: Vec::new(),
             log_level: "info".to_string(),
             max_client_connections: constants::CLIENT_CONNECTIONS_MAX_DEFAULT,
@@ -208,6 +212,13 @@ pub struct Flags {
     /// Directory for the node's own files [default: /var/lib/shoal].
     #[arg(long, env = "SHOAL_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// The data directory records the cluster it belongs to, and a device the namespace it
+    /// belongs to; a node given another cluster's directory or another namespace's device
+    /// refuses to start. With this flag it erases that data instead (node id, index snapshots,
+    /// truncate files, the devices' shoal data; never a device that is not shoal's) and takes
+    /// it over [default: false].
+    #[arg(long, env = "SHOAL_ERASE_FOREIGN_DATA", num_args = 0..=1, default_missing_value = "true")]
+    pub erase_foreign_data: Option<bool>,
     /// Heartbeat seed, host:port or dns:name[:port]; repeatable (used by clustering).
     #[arg(long = "seed", env = "SHOAL_SEED", value_delimiter = ',')]
     pub seeds: Vec<String>,
@@ -247,6 +258,7 @@ struct FileConfig {
     cluster_name: Option<String>,
     node_id: Option<String>,
     data_dir: Option<PathBuf>,
+    erase_foreign_data: Option<bool>,
     #[serde(default)]
     seed: Vec<String>,
     log_level: Option<String>,
@@ -326,6 +338,10 @@ impl Config {
             cluster_name,
             node_id,
             data_dir: flags.data_dir.or(file.data_dir).unwrap_or(d.data_dir),
+            erase_foreign_data: flags
+                .erase_foreign_data
+                .or(file.erase_foreign_data)
+                .unwrap_or(d.erase_foreign_data),
             seeds: if flags.seeds.is_empty() {
                 file.seed
             } else {

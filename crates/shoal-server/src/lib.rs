@@ -9,6 +9,7 @@ mod cluster;
 pub mod config;
 mod connection;
 mod dashboard;
+mod datadir;
 mod fabric;
 mod histogram;
 mod http;

@@ -112,6 +112,8 @@ struct Bound {
     heartbeat: TcpListener,
     fabric: TcpListener,
     state: Arc<NodeState>,
+    /// Held until the node has stopped and its storage is shut down.
+    claim: crate::datadir::Claim,
 }
 
 fn namespace_settings(n: &NamespaceConfig) -> NamespaceSettings {
@@ -132,9 +134,11 @@ async fn bind(config: Config) -> Result<Bound> {
     let settings: Vec<NamespaceSettings> =
         config.namespaces.iter().map(namespace_settings).collect();
     let db = Database::new(&settings, Arc::new(SystemClock));
-    // Device namespaces recover before the service port opens, so a client never sees a
-    // half-rebuilt index and a refused device stops startup before anything listens.
-    crate::storage::open_all(&config, &db)?;
+    // The data directory is claimed first (one process, one cluster), then device namespaces
+    // recover before the service port opens, so a client never sees a half-rebuilt index and a
+    // refused directory or device stops startup before anything listens.
+    let claim = crate::datadir::claim(&config)?;
+    crate::storage::open_all(&config, &db, claim.erased)?;
     let addr = SocketAddr::new(config.address, config.service_port);
     let listener = TcpListener::bind(addr)
         .await
@@ -185,6 +189,7 @@ async fn bind(config: Config) -> Result<Bound> {
         heartbeat,
         fabric: fabric_listener,
         state,
+        claim,
     })
 }
 
@@ -195,6 +200,7 @@ async fn serve(bound: Bound, shutdown: watch::Receiver<bool>) {
         heartbeat,
         fabric,
         state,
+        claim,
     } = bound;
     // `shutdown` asks the node to stop; `stop` actually stops its tasks, once it has left the
     // cluster.
@@ -297,6 +303,8 @@ async fn serve(bound: Bound, shutdown: watch::Receiver<bool>) {
     if let Err(e) = tokio::task::spawn_blocking(move || crate::storage::shutdown_all(&st)).await {
         warn!(target: "shoal::node", "storage shutdown task failed: {e}");
     }
+    // Only now may another process open this data directory.
+    drop(claim);
 }
 
 /// Reads the node id kept in `data_dir/node_id`, or creates one. The id is random (never

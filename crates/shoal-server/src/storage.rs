@@ -99,7 +99,14 @@ fn open_device(ns: &str, path: &Path, filesize: Option<u64>) -> Result<Box<dyn D
 
 /// Opens the devices of every device namespace and rebuilds its index (blocking: run before
 /// serving).
-pub fn open_all(state_config: &crate::Config, db: &shoal_data::Database) -> Result<()> {
+///
+/// `directory_erased`: the data directory held another cluster's data and was erased at this
+/// start (`--erase-foreign-data`), so the namespaces' shoal devices are erased too.
+pub fn open_all(
+    state_config: &crate::Config,
+    db: &shoal_data::Database,
+    directory_erased: bool,
+) -> Result<()> {
     for cfg in &state_config.namespaces {
         if cfg.storage_engine != StorageEngine::Device {
             continue;
@@ -107,6 +114,12 @@ pub fn open_all(state_config: &crate::Config, db: &shoal_data::Database) -> Resu
         let Some(ns) = db.namespace(cfg.name.as_bytes()) else {
             continue;
         };
+        crate::datadir::erase_foreign_devices(
+            state_config,
+            &cfg.name,
+            &cfg.device.devices,
+            directory_erased,
+        )?;
         open_namespace(ns, cfg, &state_config.data_dir)?;
     }
     Ok(())

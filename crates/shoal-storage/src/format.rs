@@ -139,6 +139,44 @@ impl DeviceHeader {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Sequence floor.
+
+/// Where in the device header region an erased device keeps its sequence floor. It lies past
+/// the device header, so the device still reads as blank, and header writes never touch it.
+pub const SEQ_FLOOR_OFFSET: u64 = 2048;
+/// Magic of the sequence floor.
+pub const SEQ_FLOOR_MAGIC: [u8; 8] = *b"SHOALSEQ";
+/// Encoded size of the sequence floor: magic, floor, CRC-32 of the floor.
+pub const SEQ_FLOOR_BYTES: usize = 20;
+const _: () = assert!(
+    DEVICE_HEADER_BYTES as u64 <= SEQ_FLOOR_OFFSET
+        && SEQ_FLOOR_OFFSET + SEQ_FLOOR_BYTES as u64
+            <= crate::constants::DEVICE_HEADER_REGION_BYTES
+);
+
+/// Encodes the sequence floor: every write block used after an erase gets a sequence number
+/// of at least `floor`, so records the erased data left in a block can never match the
+/// block's new sequence number.
+pub fn encode_seq_floor(floor: u64) -> [u8; SEQ_FLOOR_BYTES] {
+    let mut b = [0u8; SEQ_FLOOR_BYTES];
+    b[0..8].copy_from_slice(&SEQ_FLOOR_MAGIC);
+    b[8..16].copy_from_slice(&floor.to_le_bytes());
+    let crc = crc32fast::hash(&b[8..16]);
+    b[16..20].copy_from_slice(&crc.to_le_bytes());
+    b
+}
+
+/// Decodes the sequence floor; 0 when there is none (a device never erased) or it is torn.
+pub fn decode_seq_floor(b: &[u8]) -> u64 {
+    match b.get(..SEQ_FLOOR_BYTES) {
+        Some(b) if b[0..8] == SEQ_FLOOR_MAGIC && crc32fast::hash(&b[8..16]) == le32(&b[16..20]) => {
+            le64(&b[8..16])
+        }
+        _ => 0,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Write-block header.
 
 /// Magic at byte 0 of every write block in use.

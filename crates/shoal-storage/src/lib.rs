@@ -18,6 +18,7 @@
 pub mod constants;
 pub mod device;
 pub mod engine;
+pub mod erase;
 pub mod error;
 pub mod format;
 pub mod location;

@@ -22,8 +22,8 @@ use crate::device::Device;
 use crate::engine::{DeviceState, Engine, EngineConfig};
 use crate::error::{Result, StorageError};
 use crate::format::{
-    scan_block, BlockHeader, DeviceHeader, HeaderError, RecordMeta, BLOCK_HEADER_BYTES,
-    DEVICE_HEADER_BYTES,
+    decode_seq_floor, scan_block, BlockHeader, DeviceHeader, HeaderError, RecordMeta,
+    BLOCK_HEADER_BYTES, DEVICE_HEADER_BYTES, SEQ_FLOOR_BYTES, SEQ_FLOOR_OFFSET,
 };
 use crate::location::{IndexEntry, Location, INDEX_ENTRY_BYTES};
 use crate::wblock::BlockTable;
@@ -178,8 +178,12 @@ fn inspect(config: &EngineConfig, index: u32, dev: &dyn Device) -> Result<(Found
             op: "read header",
             source,
         })?;
-    let erase_hint = "if its contents are not needed, erase its first 4096 bytes (for example \
-                      `dd if=/dev/zero of=DEVICE bs=4096 count=1`) and start again";
+    // Zeroing only a shoal device's header would let its old blocks come back at a later cold
+    // start, so shoal devices are erased by shoald itself (`erase::erase`).
+    let erase_hint = "if its contents are not needed, start shoald once with \
+                      --erase-foreign-data (SHOAL_ERASE_FOREIGN_DATA=true), which erases it";
+    let not_shoal_hint = "if its contents are not needed, erase its first 4096 bytes (for example \
+                          `dd if=/dev/zero of=DEVICE bs=4096 count=1`) and start again";
     let header = match DeviceHeader::decode(&raw) {
         Ok(h) => h,
         Err(HeaderError::Blank) => return Ok((Found::Blank, blocks)),
@@ -187,7 +191,7 @@ fn inspect(config: &EngineConfig, index: u32, dev: &dyn Device) -> Result<(Found
             return Err(refuse(
                 index,
                 dev,
-                format!("it holds data that is not a shoal device; shoal never overwrites it: {erase_hint}"),
+                format!("it holds data that is not a shoal device; shoal never overwrites it: {not_shoal_hint}"),
             ))
         }
         Err(HeaderError::Version(v)) => {
@@ -210,7 +214,8 @@ fn inspect(config: &EngineConfig, index: u32, dev: &dyn Device) -> Result<(Found
             index,
             dev,
             format!(
-                "it belongs to namespace '{}', not '{}'; check the device list of both namespaces",
+                "it belongs to namespace '{}', not '{}'; check the device list of both \
+                 namespaces, or {erase_hint}",
                 header.namespace, config.namespace
             ),
         ));
@@ -394,7 +399,21 @@ fn cold_scan(
             }
         }
         seqs.push(dev_seqs);
-        next_seq.push(max_seq + 1);
+        // An erased device remembers how far its old sequence numbers went; new uses of its
+        // blocks start above them (see `erase`).
+        let mut floor = [0u8; SEQ_FLOOR_BYTES];
+        let floor = if dev.len() >= SEQ_FLOOR_OFFSET + SEQ_FLOOR_BYTES as u64 {
+            dev.read_at(&mut floor, SEQ_FLOOR_OFFSET)
+                .map_err(|source| StorageError::Io {
+                    device,
+                    op: "read sequence floor",
+                    source,
+                })?;
+            decode_seq_floor(&floor)
+        } else {
+            0
+        };
+        next_seq.push((max_seq + 1).max(floor));
     }
     Ok(Found2 {
         sets,

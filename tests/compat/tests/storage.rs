@@ -390,45 +390,12 @@ fn foreign_device_is_refused_and_untouched() {
         device.display()
     );
     let data = dir.join("data");
-    let port = shoal_testkit::free_port().expect("port").to_string();
-    let mut child = std::process::Command::new(shoal_testkit::shoald_path().expect("shoald"))
-        .args([
-            "--address",
-            "127.0.0.1",
-            "--service-port",
-            &port,
-            "--http-port",
-            "0",
-        ])
-        .args([
-            "--data-dir",
-            data.to_str().expect("utf-8"),
-            "--namespace",
-            &ns,
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn shoald");
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("wait") {
-            break s;
-        }
-        if start.elapsed() > Duration::from_secs(30) {
-            let _ = child.kill();
-            panic!("shoald started on a foreign device");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let mut stderr = String::new();
-    use std::io::Read as _;
-    child
-        .stderr
-        .take()
-        .expect("stderr")
-        .read_to_string(&mut stderr)
-        .expect("read stderr");
+    let (status, stderr) = start_expecting_refusal(&[
+        "--data-dir",
+        data.to_str().expect("utf-8"),
+        "--namespace",
+        &ns,
+    ]);
     assert!(!status.success(), "shoald must refuse a foreign device");
     assert!(stderr.contains("not a shoal device"), "{stderr}");
     assert!(
@@ -440,5 +407,156 @@ fn foreign_device_is_refused_and_untouched() {
         bytes,
         "device was modified"
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Starts shoald with `args` (plus a free service port and `--http-port 0`) and waits for it to
+/// exit on its own; returns its status and stderr. Panics if it is still running after 30 s.
+fn start_expecting_refusal(args: &[&str]) -> (std::process::ExitStatus, String) {
+    let port = shoal_testkit::free_port().expect("port").to_string();
+    let mut child = std::process::Command::new(shoal_testkit::shoald_path().expect("shoald"))
+        .args([
+            "--address",
+            "127.0.0.1",
+            "--service-port",
+            &port,
+            "--http-port",
+            "0",
+        ])
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn shoald");
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        if start.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            panic!("shoald started although it had to refuse: {args:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    use std::io::Read as _;
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut stderr)
+        .expect("read stderr");
+    (status, stderr)
+}
+
+/// A volume moved between clusters: a node of cluster `beta` given `alpha`'s data directory and
+/// device refuses to start and touches nothing; a second node given a directory in use is
+/// refused; `--erase-foreign-data` erases alpha's data (none of its records come back) and the
+/// node then serves beta.
+#[test]
+fn another_clusters_volume_is_refused_until_erasing_is_asked_for() {
+    let dir = temp_dir("volume-owner");
+    let device = dir.join("test.dat");
+    let data = dir.join("data");
+    let data_s = data.to_str().expect("utf-8").to_string();
+    let ns = format!(
+        "test,storage-engine=device,device={},filesize=8M,write-block-size=64K,commit-to-device=true",
+        device.display()
+    );
+    let args = |cluster: &'static str| -> Vec<String> {
+        vec![
+            "--data-dir".into(),
+            data_s.clone(),
+            "--namespace".into(),
+            ns.clone(),
+            "--cluster-name".into(),
+            cluster.into(),
+            "--log-level".into(),
+            "warn".into(),
+        ]
+    };
+    fn strs(v: &[String]) -> Vec<&str> {
+        v.iter().map(String::as_str).collect()
+    }
+    let alpha_args = args("alpha");
+    let alpha = ProcessServer::spawn(&strs(&alpha_args)).expect("alpha starts");
+    run(async {
+        let client = connect_addr(&alpha.host_port()).await;
+        let wp = WritePolicy::default();
+        for i in 0..100i64 {
+            client
+                .put(&wp, &as_key!(NS, "owner", i), &[as_bin!("v", i)])
+                .await
+                .expect("put");
+        }
+        client.close().await.expect("close");
+    });
+
+    // The directory is in use: a second process is refused.
+    let (status, stderr) = start_expecting_refusal(&strs(&alpha_args));
+    assert!(!status.success());
+    assert!(stderr.contains("is in use by process"), "{stderr}");
+    drop(alpha); // SIGKILL: the kernel drops the lock; the device is not clean.
+
+    let before_dev = std::fs::read(&device).expect("device");
+    let before_id = std::fs::read(data.join("node_id")).expect("node id");
+    let (status, stderr) = start_expecting_refusal(&strs(&args("beta")));
+    assert!(!status.success(), "beta must refuse alpha's volume");
+    assert!(stderr.contains("belongs to cluster 'alpha'"), "{stderr}");
+    assert!(
+        stderr.contains("--erase-foreign-data"),
+        "says what to do: {stderr}"
+    );
+    assert_eq!(
+        std::fs::read(&device).expect("device"),
+        before_dev,
+        "device untouched"
+    );
+    assert_eq!(std::fs::read(data.join("node_id")).expect("id"), before_id);
+
+    let mut erase_args = args("beta");
+    erase_args.push("--erase-foreign-data".into());
+    let beta = ProcessServer::spawn(&strs(&erase_args)).expect("beta starts after erasing");
+    run(async {
+        let client = connect_addr(&beta.host_port()).await;
+        let info = ns_info(&client).await;
+        assert_eq!(
+            info["objects"], "0",
+            "nothing of alpha comes back: {info:?}"
+        );
+        for i in 0..100i64 {
+            assert_eq!(read_value(&client, &as_key!(NS, "owner", i)).await, None);
+        }
+        client
+            .put(
+                &WritePolicy::default(),
+                &as_key!(NS, "owner", 1),
+                &[as_bin!("v", -1)],
+            )
+            .await
+            .expect("beta writes");
+        client.close().await.expect("close");
+    });
+    assert_ne!(
+        std::fs::read(data.join("node_id")).expect("id"),
+        before_id,
+        "the erased node id is not reused"
+    );
+    drop(beta);
+    // After a crash (SIGKILL) the device is scanned: only beta's acknowledged record is there,
+    // nothing of alpha's from the blocks it wrote before the erase.
+    let beta = ProcessServer::spawn(&strs(&args("beta"))).expect("beta restarts on its own volume");
+    run(async {
+        let client = connect_addr(&beta.host_port()).await;
+        let info = ns_info(&client).await;
+        assert_eq!(info["objects"], "1", "{info:?}");
+        assert_eq!(
+            read_value(&client, &as_key!(NS, "owner", 1)).await,
+            Some(-1)
+        );
+        client.close().await.expect("close");
+    });
+    drop(beta);
     let _ = std::fs::remove_dir_all(&dir);
 }
