@@ -76,6 +76,9 @@ pub struct ClusterShell {
     /// Bumped whenever the peer list clients see may have changed.
     peers_generation: AtomicU64,
     rack: u32,
+    /// `cluster-size-min`: below it this node forms no cluster and, hearing fewer members of
+    /// its view than this (itself included), counts as out of sync (serves nothing).
+    cluster_size_min: usize,
 }
 
 /// What clients and other nodes need to know of a member.
@@ -285,7 +288,13 @@ pub async fn bind(
         me,
         protocols: Mutex::new(Protocols {
             hb,
-            cl: Clustering::new(me, ClusteringConfig::default()),
+            cl: Clustering::new(
+                me,
+                ClusteringConfig {
+                    cluster_size_min: config.cluster_size_min,
+                    ..ClusteringConfig::default()
+                },
+            ),
         }),
         view: Mutex::new(ClusterView::default()),
         outbound: Mutex::new(HashMap::new()),
@@ -301,6 +310,7 @@ pub async fn bind(
         in_sync: std::sync::atomic::AtomicBool::new(true),
         peers_generation: AtomicU64::new(1),
         rack: config.rack_id,
+        cluster_size_min: config.cluster_size_min,
     });
     // Form this node's own cluster right away, so `statistics` and `cluster-stable` answer from
     // the first request; peers merge into it as the heartbeat finds them.
@@ -451,7 +461,19 @@ pub async fn run(
                     None => !just_resumed,
                 }
             });
-            shell.in_sync.store(synced, Relaxed);
+            // With `cluster-size-min` above 1, a node cut off from its cluster keeps its last
+            // view (it may not form a smaller one), so nothing above tells it that the others
+            // moved on. Acting on that view would apply writes here that can never be
+            // replicated (every one times out, yet stays in this node's copy) and serve stale
+            // reads. So while it hears fewer members of its view than the minimum (itself
+            // included), it serves nothing; clients retry elsewhere.
+            let heard = 1 + view
+                .succession
+                .iter()
+                .filter(|n| **n != shell.me && p.hb.peers().contains_key(n))
+                .count();
+            let enough = heard >= shell.cluster_size_min;
+            shell.in_sync.store(synced && enough, Relaxed);
         }
         let mut frames: Vec<(Endpoint, Vec<u8>)> = Vec::new();
         let mut committed = None;
@@ -560,7 +582,17 @@ fn handle_frame(shell: &Arc<ClusterShell>, frame: &[u8]) {
                 for e in p.hb.receive(now, pulse) {
                     match e {
                         HeartbeatEvent::Arrived(n) => {
-                            info!(target: "shoal::cluster", node = %n, "node arrived")
+                            info!(target: "shoal::cluster", node = %n, "node arrived");
+                            // A member of our view that had departed is back. With
+                            // cluster-size-min above 1 our view did not change while it was
+                            // gone (we could not form a smaller one), so nothing else would
+                            // start a new view, and a member that resumed from a pause waits
+                            // for one before it serves again. (Seen: two of three nodes
+                            // SIGSTOPped past the timeout with cluster-size-min 2 never
+                            // served again.) The principal re-forms the cluster.
+                            if p.cl.view().succession.contains(&n) {
+                                p.cl.recluster();
+                            }
                         }
                         HeartbeatEvent::Restarted(n) => {
                             info!(target: "shoal::cluster", node = %n, "node restarted (or resumed from a pause): its copies no longer count");

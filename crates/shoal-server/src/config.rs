@@ -128,6 +128,10 @@ pub struct Config {
     pub rack_id: u32,
     /// Partitions this node sends to other nodes at once during migrations.
     pub migrate_threads: usize,
+    /// The smallest cluster this node forms or joins. A node that hears fewer nodes (itself
+    /// included) keeps its last committed view instead of forming a smaller cluster; see
+    /// docs/design/cluster.md ("Partitions and cluster-size-min").
+    pub cluster_size_min: usize,
     pub namespaces: Vec<NamespaceConfig>,
 }
 
@@ -150,6 +154,7 @@ impl Default for Config {
             access_address: None,
             rack_id: 0,
             migrate_threads: 2,
+            cluster_size_min: 1,
             namespaces: vec![NamespaceConfig::default_named("test")],
         }
     }
@@ -242,6 +247,15 @@ pub struct Flags {
     /// Partitions sent to other nodes at once during migrations [default: 2].
     #[arg(long, env = "SHOAL_MIGRATE_THREADS")]
     pub migrate_threads: Option<usize>,
+    /// Smallest cluster this node forms or joins. A node cut off from the others (it hears
+    /// fewer members of its cluster than this, itself included) forms no smaller cluster and
+    /// serves nothing (result 11: clients retry on the nodes that still form the cluster)
+    /// until it hears enough of them again. Set it to a majority (2 of 3, 3 of 5) so a
+    /// minority cannot accept writes alone during a network partition; 1 lets every side of a
+    /// split go on as its own cluster (AP: writes on both sides, the newest version wins when
+    /// the sides merge) [default: 1].
+    #[arg(long, env = "SHOAL_CLUSTER_SIZE_MIN")]
+    pub cluster_size_min: Option<usize>,
     #[arg(long = "namespace", env = "SHOAL_NAMESPACE", value_delimiter = ';', help = NAMESPACE_HELP)]
     pub namespaces: Vec<String>,
 }
@@ -267,6 +281,7 @@ struct FileConfig {
     access_address: Option<String>,
     rack_id: Option<u32>,
     migrate_threads: Option<usize>,
+    cluster_size_min: Option<usize>,
     #[serde(default)]
     namespace: Vec<toml::Table>,
 }
@@ -366,6 +381,10 @@ impl Config {
                 .or(file.migrate_threads)
                 .unwrap_or(d.migrate_threads)
                 .clamp(1, 64),
+            cluster_size_min: flags
+                .cluster_size_min
+                .or(file.cluster_size_min)
+                .unwrap_or(d.cluster_size_min),
             namespaces,
         };
         config.validate()?;
@@ -392,6 +411,12 @@ impl Config {
         }
         if self.client_idle_timeout_s == 0 {
             bail!("client-idle-timeout: must be at least 1 second");
+        }
+        if self.cluster_size_min == 0 || self.cluster_size_min > shoal_cluster::wire::NODES_MAX {
+            bail!(
+                "cluster-size-min: must be 1..={} (the most nodes a cluster may have)",
+                shoal_cluster::wire::NODES_MAX
+            );
         }
         Ok(())
     }
@@ -657,6 +682,22 @@ mod tests {
         assert_eq!(c.namespaces[0].default_ttl_s, 86_400);
         assert!(Config::from_flags(flags(&["--namespace", "bar,colour=red"])).is_err());
         assert!(Config::from_flags(flags(&["--namespace", "bar,memory-size=lots"])).is_err());
+    }
+
+    #[test]
+    fn cluster_size_min_comes_from_file_and_flag_and_is_bounded() {
+        assert_eq!(
+            Config::from_flags(flags(&[]))
+                .expect("cfg")
+                .cluster_size_min,
+            1
+        );
+        let c = Config::from_toml("cluster-size-min = 2\n").expect("cfg");
+        assert_eq!(c.cluster_size_min, 2);
+        let c = Config::from_flags(flags(&["--cluster-size-min", "3"])).expect("cfg");
+        assert_eq!(c.cluster_size_min, 3);
+        assert!(Config::from_flags(flags(&["--cluster-size-min", "0"])).is_err());
+        assert!(Config::from_toml("cluster-size-min = 100000\n").is_err());
     }
 
     #[test]

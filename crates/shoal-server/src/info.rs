@@ -741,6 +741,7 @@ fn get_config(state: &NodeState, cmd: &Command<'_>) -> String {
                     "proto-fd-idle-ms",
                     (state.client_idle_timeout_s.load(Relaxed) * 1000).to_string(),
                 ),
+                ("cluster-size-min", c.cluster_size_min.to_string()),
             ];
             join_pairs(pairs.iter().map(|(k, v)| (*k, v.as_str())))
         }

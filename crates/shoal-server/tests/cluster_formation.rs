@@ -222,3 +222,86 @@ fn garbage_on_the_fabric_port_is_dropped_and_the_node_keeps_working() {
     assert_eq!(stat(node.port(), "cluster_size").as_deref(), Some("1"));
     assert!(info(node.port(), "cluster-stable").is_some_and(|k| !k.starts_with("ERROR")));
 }
+
+/// `cluster-size-min 2` on three nodes, two of them stopped (SIGSTOP) past the heartbeat
+/// timeout: the one left hears no other member, may not form a cluster of one and keeps its
+/// view, in which it still masters a third of the partitions. Acting on that view would apply
+/// writes here that can never be replicated (each times out, but stays in this node's copy,
+/// and comes back when the others return) and serve stale reads. It must serve nothing: every
+/// write is refused with result 11 (a definite failure), and none of them is applied anywhere.
+#[test]
+fn a_node_below_cluster_size_min_serves_nothing_and_applies_nothing() {
+    let hb: Vec<u16> = (0..3).map(|_| free_port().expect("port")).collect();
+    let seed = format!("127.0.0.1:{}", hb[0]);
+    let mut nodes: Vec<ProcessServer> = hb
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let p = p.to_string();
+            let mut args = vec![
+                "--heartbeat-port",
+                p.as_str(),
+                "--cluster-size-min",
+                "2",
+                "--log-level",
+                "warn",
+            ];
+            if i > 0 {
+                args.extend(["--seed", seed.as_str()]);
+            }
+            ProcessServer::spawn(&args).expect("spawn shoald")
+        })
+        .collect();
+    let ports: Vec<u16> = nodes.iter().map(ProcessServer::port).collect();
+    shoal_testkit::wait_cluster_stable(&ports, 3, Duration::from_secs(30)).expect("stable");
+    let config = info(ports[0], "get-config:context=service").unwrap_or_default();
+    assert!(config.contains("cluster-size-min=2"), "{config}");
+    let signal = |pid: u32, sig: &str| {
+        let ok = std::process::Command::new("kill")
+            .args([sig, &pid.to_string()])
+            .status()
+            .expect("kill")
+            .success();
+        assert!(ok, "kill {sig} {pid}");
+    };
+    for n in &nodes[1..] {
+        signal(n.pid(), "-STOP");
+    }
+    // Well past the 1.5 s heartbeat timeout: node 0 has seen both depart.
+    std::thread::sleep(Duration::from_secs(4));
+    let mut s = std::net::TcpStream::connect(nodes[0].host_port()).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut codes = std::collections::BTreeMap::new();
+    for key in 0..200i64 {
+        let code = shoal_testkit::put_int(&mut s, "test", "lone", key).expect("put reply");
+        *codes.entry(code).or_insert(0) += 1;
+    }
+    println!("writes to the lone node, by result code: {codes:?}");
+    assert_eq!(
+        codes.keys().copied().collect::<Vec<u8>>(),
+        vec![11],
+        "every write to a node below cluster-size-min must be refused with 11: {codes:?}"
+    );
+    for n in &nodes[1..] {
+        signal(n.pid(), "-CONT");
+    }
+    shoal_testkit::wait_cluster_stable(&ports, 3, Duration::from_secs(60)).expect("stable again");
+    let objects: u64 = ports
+        .iter()
+        .map(|p| {
+            info(*p, "namespace/test")
+                .and_then(|v| {
+                    v.split(';').find_map(|kv| {
+                        kv.strip_prefix("objects=")
+                            .and_then(|n| n.parse::<u64>().ok())
+                    })
+                })
+                .expect("objects")
+        })
+        .sum();
+    assert_eq!(objects, 0, "a write refused with 11 was applied somewhere");
+    for n in &mut nodes {
+        n.kill();
+    }
+}

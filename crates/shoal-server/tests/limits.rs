@@ -133,6 +133,8 @@ fn shoald_refuses_a_bad_configuration_naming_the_key() {
         "--max-client-connections",
         "--client-idle-timeout",
         "--namespace",
+        "--cluster-size-min",
+        "SHOAL_CLUSTER_SIZE_MIN",
         "SHOAL_SERVICE_PORT",
         "default-ttl",
         "nsup-period",
@@ -150,6 +152,7 @@ fn environment_is_read_and_flags_win_over_it() {
         &[
             ("SHOAL_CLUSTER_NAME", "from-env"),
             ("SHOAL_NAMESPACE", "envns,default-ttl=60"),
+            ("SHOAL_CLUSTER_SIZE_MIN", "2"),
         ],
     )
     .expect("spawn shoald");
@@ -160,5 +163,7 @@ fn environment_is_read_and_flags_win_over_it() {
     assert_eq!(info(&mut s, "namespaces"), "namespaces\tenvns\n");
     let cfg = info(&mut s, "get-config:context=namespace;id=envns");
     assert!(cfg.contains("default-ttl=60"), "{cfg}");
+    let service = info(&mut s, "get-config:context=service");
+    assert!(service.contains("cluster-size-min=2"), "{service}");
     server.kill();
 }

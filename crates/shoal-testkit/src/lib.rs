@@ -53,9 +53,13 @@ impl TestServer {
     }
 }
 
+const LOOPBACK: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
 /// A real `shoald` process. Killed (SIGKILL) when dropped.
 pub struct ProcessServer {
     child: Child,
+    /// The address it listens on (127.0.0.1 unless spawned with [`ProcessServer::spawn_in`]).
+    address: std::net::IpAddr,
     port: u16,
 }
 
@@ -77,16 +81,36 @@ impl ProcessServer {
             .open(log)
             .with_context(|| format!("opening {}", log.display()))?;
         let out = file.try_clone().context("duplicating the log file")?;
-        ProcessServer::spawn_inner(args, &[], Some((out, file)))
+        ProcessServer::spawn_inner(&[], LOOPBACK, args, &[], Some((out, file)))
+    }
+
+    /// Like [`ProcessServer::spawn_logged`], listening on `address` instead of 127.0.0.1 and
+    /// started through `wrapper` (e.g. `["ip", "netns", "exec", "NS"]`, which execs shoald in
+    /// network namespace NS, so the process id is shoald's own and signals reach it).
+    pub fn spawn_in(
+        wrapper: &[&str],
+        address: std::net::IpAddr,
+        args: &[&str],
+        log: &std::path::Path,
+    ) -> Result<ProcessServer> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .with_context(|| format!("opening {}", log.display()))?;
+        let out = file.try_clone().context("duplicating the log file")?;
+        ProcessServer::spawn_inner(wrapper, address, args, &[], Some((out, file)))
     }
 
     /// Like [`ProcessServer::spawn`], with extra environment variables. The data directory
     /// defaults to a fresh temporary one unless `--data-dir` or `SHOAL_DATA_DIR` is given.
     pub fn spawn_with_env(args: &[&str], env: &[(&str, &str)]) -> Result<ProcessServer> {
-        ProcessServer::spawn_inner(args, env, None)
+        ProcessServer::spawn_inner(&[], LOOPBACK, args, env, None)
     }
 
     fn spawn_inner(
+        wrapper: &[&str],
+        address: std::net::IpAddr,
         args: &[&str],
         env: &[(&str, &str)],
         log: Option<(std::fs::File, std::fs::File)>,
@@ -106,8 +130,16 @@ impl ProcessServer {
             None => free_port()?,
         };
         let port_s = port.to_string();
-        let mut cmd = Command::new(shoald_path()?);
-        cmd.args(["--address", "127.0.0.1"]);
+        let shoald = shoald_path()?;
+        let mut cmd = match wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut c = Command::new(program);
+                c.args(rest).arg(&shoald);
+                c
+            }
+            None => Command::new(&shoald),
+        };
+        cmd.arg("--address").arg(address.to_string());
         if chosen.is_none() {
             cmd.args(["--service-port", &port_s]);
         }
@@ -135,7 +167,11 @@ impl ProcessServer {
             cmd.stdout(out).stderr(err);
         }
         let child = cmd.spawn().context("spawning shoald")?;
-        let mut server = ProcessServer { child, port };
+        let mut server = ProcessServer {
+            child,
+            address,
+            port,
+        };
         server.wait_ready(Duration::from_secs(20))?;
         Ok(server)
     }
@@ -145,9 +181,9 @@ impl ProcessServer {
         self.port
     }
 
-    /// `"127.0.0.1:PORT"`.
+    /// `"ADDRESS:PORT"` (`127.0.0.1:PORT` unless spawned with [`ProcessServer::spawn_in`]).
     pub fn host_port(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        std::net::SocketAddr::new(self.address, self.port).to_string()
     }
 
     /// Kills the process (SIGKILL) and waits for it.
@@ -186,7 +222,7 @@ impl ProcessServer {
             if let Some(status) = self.child.try_wait()? {
                 bail!("shoald exited before listening: {status}");
             }
-            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            if TcpStream::connect((self.address, self.port)).is_ok() {
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(20));

@@ -1,16 +1,21 @@
-//! The cluster under test: N real `shoald` processes on loopback, each with fixed ports and its
-//! own directory (configuration file, data directory, device file), so a node killed or stopped
-//! comes back where clients and peers last saw it. It owns the process lifecycle the nemesis
-//! drives (kill, SIGTERM, SIGSTOP/SIGCONT, wipe, restart) and the stability probe: the cluster
-//! is stable when every node answers `cluster-stable:size=N` with the same cluster key.
+//! The cluster under test: N real `shoald` processes on loopback (or, in netns mode, each in its
+//! own network namespace with its own address, see [`crate::netns`]), each with fixed ports and
+//! its own directory (configuration file, data directory, device file), so a node killed or
+//! stopped comes back where clients and peers last saw it. It owns the process lifecycle the
+//! nemesis drives (kill, SIGTERM, SIGSTOP/SIGCONT, wipe, restart), network partitions (netns
+//! mode) and the stability probe: the cluster is stable when every node answers
+//! `cluster-stable:size=N` with the same cluster key.
 //!
-//! Invariant: a node is in exactly one of three states (up, paused, down), and only a down node
-//! is wiped or started. Signals go to the process ids this module started, never by name.
+//! Invariant: a node is in exactly one of three process states (up, paused, down), and only a
+//! down node is wiped or started; being partitioned is separate from the process state and a
+//! partitioned node is not "up" for the nemesis. Signals go to the process ids this module
+//! started, never by name.
 
+use crate::netns::Netns;
 use anyhow::{anyhow, bail, Context, Result};
 use shoal_testkit::{free_port, info_on, ProcessServer};
 use std::fmt;
-use std::net::{SocketAddr, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -49,6 +54,11 @@ pub struct ClusterSettings {
     pub work_dir: PathBuf,
     /// `--log-level` of every node.
     pub log_level: String,
+    /// `cluster-size-min` of every node.
+    pub cluster_size_min: usize,
+    /// Each node in its own network namespace with its own address ([`crate::netns`]), so
+    /// nodes can be partitioned; otherwise every node listens on 127.0.0.1.
+    pub netns: bool,
 }
 
 /// The namespace every node serves and the workload uses.
@@ -71,9 +81,12 @@ enum State {
 }
 
 struct Node {
+    address: IpAddr,
     ports: Ports,
     dir: PathBuf,
     state: State,
+    /// Cut off from the other nodes (netns mode); its process state is separate.
+    partitioned: bool,
 }
 
 impl Node {
@@ -91,10 +104,12 @@ impl Node {
     }
 }
 
-/// The running cluster. Dropping it kills every node (SIGKILL).
+/// The running cluster. Dropping it kills every node (SIGKILL), then removes the network
+/// namespaces (fields drop in order: the processes go before their namespaces).
 pub struct Cluster {
     settings: ClusterSettings,
     nodes: Vec<Node>,
+    net: Option<Netns>,
 }
 
 /// Upper bound for a clean shutdown (SIGTERM) before it counts as a failure to stop.
@@ -108,6 +123,11 @@ impl Cluster {
         let _ = std::fs::remove_dir_all(&settings.work_dir);
         std::fs::create_dir_all(&settings.work_dir)
             .with_context(|| format!("creating {}", settings.work_dir.display()))?;
+        let net = if settings.netns {
+            Some(Netns::setup(settings.nodes).context("setting up the network namespaces")?)
+        } else {
+            None
+        };
         let mut nodes = Vec::with_capacity(settings.nodes);
         for i in 0..settings.nodes {
             let ports = Ports {
@@ -117,21 +137,29 @@ impl Cluster {
                 http: free_port()?,
             };
             let dir = settings.work_dir.join(format!("node-{i}"));
+            let address = net
+                .as_ref()
+                .map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), |n| n.address(i));
             nodes.push(Node {
+                address,
                 ports,
                 dir,
                 state: State::Down,
+                partitioned: false,
             });
         }
-        let heartbeat_ports: Vec<u16> = nodes.iter().map(|n| n.ports.heartbeat).collect();
+        let heartbeat_addrs: Vec<SocketAddr> = nodes
+            .iter()
+            .map(|n| SocketAddr::new(n.address, n.ports.heartbeat))
+            .collect();
         for (i, node) in nodes.iter().enumerate() {
             std::fs::create_dir_all(node.data_dir())
                 .with_context(|| format!("creating {}", node.data_dir().display()))?;
-            let seeds: Vec<String> = heartbeat_ports
+            let seeds: Vec<String> = heartbeat_addrs
                 .iter()
                 .enumerate()
                 .filter(|(j, _)| *j != i)
-                .map(|(_, p)| format!("\"127.0.0.1:{p}\""))
+                .map(|(_, a)| format!("\"{a}\""))
                 .collect();
             let toml = config_toml(settings, &node.data_dir(), &seeds);
             std::fs::write(node.config_path(), toml)
@@ -140,6 +168,7 @@ impl Cluster {
         let mut cluster = Cluster {
             settings: settings.clone(),
             nodes,
+            net,
         };
         for i in 0..cluster.nodes.len() {
             cluster.start_node(i)?;
@@ -175,21 +204,62 @@ impl Cluster {
     /// The client seed list: every node's service address, comma separated.
     pub fn seed_hosts(&self) -> String {
         let hosts: Vec<String> = self
-            .nodes
+            .service_addrs()
             .iter()
-            .map(|n| format!("127.0.0.1:{}", n.ports.service))
+            .map(ToString::to_string)
             .collect();
         hosts.join(",")
     }
 
-    /// Every node's service port, in node order.
-    pub fn service_ports(&self) -> Vec<u16> {
-        self.nodes.iter().map(|n| n.ports.service).collect()
+    /// Every node's service address, in node order.
+    pub fn service_addrs(&self) -> Vec<SocketAddr> {
+        self.nodes
+            .iter()
+            .map(|n| SocketAddr::new(n.address, n.ports.service))
+            .collect()
     }
 
-    /// Whether node `i` is running and not paused.
+    /// Whether node `i` is running, not paused and not partitioned.
     pub fn is_up(&self, i: usize) -> bool {
-        matches!(self.nodes.get(i).map(|n| &n.state), Some(State::Up(_)))
+        self.nodes
+            .get(i)
+            .is_some_and(|n| matches!(n.state, State::Up(_)) && !n.partitioned)
+    }
+
+    /// Whether the nodes run in network namespaces (and can be partitioned).
+    pub fn has_netns(&self) -> bool {
+        self.net.is_some()
+    }
+
+    /// Cuts node `i` off from every other node (clients still reach it). Netns mode only.
+    pub fn partition(&mut self, i: usize) -> Result<()> {
+        let others: Vec<usize> = (0..self.nodes.len()).filter(|o| *o != i).collect();
+        let net = self
+            .net
+            .as_ref()
+            .ok_or_else(|| anyhow!("partitions need the netns mode"))?;
+        let node = self.nodes.get(i).ok_or_else(|| anyhow!("no node {i}"))?;
+        if node.partitioned {
+            bail!("node {i} is already partitioned");
+        }
+        // Marked first: a half-applied isolation must still be healed.
+        self.nodes[i].partitioned = true;
+        net.isolate(i, &others)
+    }
+
+    /// Lets node `i` reach the others again.
+    pub fn heal_partition(&mut self, i: usize) -> Result<()> {
+        let net = self
+            .net
+            .as_ref()
+            .ok_or_else(|| anyhow!("partitions need the netns mode"))?;
+        let node = self.nodes.get(i).ok_or_else(|| anyhow!("no node {i}"))?;
+        if !node.partitioned {
+            bail!("node {i} is not partitioned");
+        }
+        net.heal(i)?;
+        self.nodes[i].partitioned = false;
+        Ok(())
     }
 
     /// Starts a down node with its directory as it is.
@@ -225,9 +295,12 @@ impl Cluster {
             &self.settings.log_level,
         ];
         let log = node.log_path();
+        let address = node.address;
+        let wrapper = self.net.as_ref().map(|n| n.wrapper(i)).unwrap_or_default();
+        let wrapper: Vec<&str> = wrapper.iter().map(String::as_str).collect();
         let mut last = None;
         for attempt in 0..START_ATTEMPTS {
-            match ProcessServer::spawn_logged(&args, &log) {
+            match ProcessServer::spawn_in(&wrapper, address, &args, &log) {
                 Ok(server) => {
                     self.node_mut(i)?.state = State::Up(server);
                     return Ok(());
@@ -326,6 +399,12 @@ impl Cluster {
         let mut healed = 0;
         let mut errors = Vec::new();
         for i in 0..self.nodes.len() {
+            if self.nodes[i].partitioned {
+                match self.heal_partition(i) {
+                    Ok(()) => healed += 1,
+                    Err(e) => errors.push(format!("healing the partition of node {i}: {e:#}")),
+                }
+            }
             let result = match self.nodes[i].state {
                 State::Paused(_) => self.resume(i),
                 State::Down => self.start_node(i),
@@ -341,7 +420,7 @@ impl Cluster {
 
     /// Waits until every node answers `cluster-stable` with the same key.
     pub fn wait_stable(&self, limit: Duration) -> Result<()> {
-        let ports = self.service_ports();
+        let ports = self.service_addrs();
         let start = Instant::now();
         loop {
             let answers = stability_answers(&ports);
@@ -371,9 +450,10 @@ impl Cluster {
 /// The configuration file of one node.
 fn config_toml(settings: &ClusterSettings, data_dir: &Path, seeds: &[String]) -> String {
     let mut toml = format!(
-        "cluster-name = \"torture\"\nseed = [{}]\n\n[[namespace]]\nname = \"{NAMESPACE}\"\n\
-         replication-factor = {}\n",
+        "cluster-name = \"torture\"\nseed = [{}]\ncluster-size-min = {}\n\n[[namespace]]\n\
+         name = \"{NAMESPACE}\"\nreplication-factor = {}\n",
         seeds.join(", "),
+        settings.cluster_size_min,
         settings.rf
     );
     if settings.storage == Storage::Device {
@@ -410,8 +490,7 @@ fn signal(pid: u32, name: &str) -> Result<()> {
 const PROBE_TIMEOUT: Duration = Duration::from_millis(400);
 
 /// Asks one node `cluster-stable:size=N`; `None` when it does not answer in time.
-fn stable_key(port: u16, size: usize) -> Option<String> {
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+fn stable_key(addr: SocketAddr, size: usize) -> Option<String> {
     let mut s = TcpStream::connect_timeout(&addr, PROBE_TIMEOUT).ok()?;
     s.set_read_timeout(Some(PROBE_TIMEOUT)).ok()?;
     s.set_write_timeout(Some(PROBE_TIMEOUT)).ok()?;
@@ -420,8 +499,8 @@ fn stable_key(port: u16, size: usize) -> Option<String> {
 }
 
 /// Every node's answer to `cluster-stable:size=N`.
-pub fn stability_answers(ports: &[u16]) -> Vec<Option<String>> {
-    ports.iter().map(|p| stable_key(*p, ports.len())).collect()
+pub fn stability_answers(addrs: &[SocketAddr]) -> Vec<Option<String>> {
+    addrs.iter().map(|a| stable_key(*a, addrs.len())).collect()
 }
 
 /// Stable: every node answered, none with an error, all with the same key.
@@ -447,8 +526,8 @@ pub struct StabilityMonitor {
 }
 
 impl StabilityMonitor {
-    /// Starts probing `ports`.
-    pub fn start(ports: Vec<u16>) -> StabilityMonitor {
+    /// Starts probing the nodes at `ports` (their service addresses).
+    pub fn start(ports: Vec<SocketAddr>) -> StabilityMonitor {
         let stop = Arc::new(AtomicBool::new(false));
         let samples = Arc::new(Mutex::new(Vec::new()));
         let (s, out) = (stop.clone(), samples.clone());

@@ -20,6 +20,7 @@ pub mod checker;
 pub mod cluster;
 pub mod history;
 pub mod nemesis;
+pub mod netns;
 pub mod options;
 pub mod report;
 pub mod workload;
@@ -50,11 +51,17 @@ pub fn run(options: &Options) -> Result<Report> {
     let started = Instant::now();
     let cluster = cluster::Cluster::start(&options.cluster_settings())?;
     println!(
-        "torture: seed {}; {} node(s), rf {}, {} storage; work dir {}",
+        "torture: seed {}; {} node(s), rf {}, {} storage, cluster-size-min {}{}; work dir {}",
         options.seed(),
         options.nodes,
         options.rf(),
         options.storage,
+        options.cluster_size_min,
+        if options.netns {
+            ", each node in its own network namespace"
+        } else {
+            ""
+        },
         cluster.work_dir().display()
     );
     cluster
@@ -64,7 +71,7 @@ pub fn run(options: &Options) -> Result<Report> {
     let plan = nemesis::plan(options.seed(), &plan_settings);
     let max_down = plan_settings.max_down;
     let hosts = cluster.seed_hosts();
-    let monitor = cluster::StabilityMonitor::start(cluster.service_ports());
+    let monitor = cluster::StabilityMonitor::start(cluster.service_addrs());
     let stop = Arc::new(AtomicBool::new(false));
     let run_start = Instant::now();
 

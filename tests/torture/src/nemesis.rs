@@ -2,10 +2,11 @@
 //! carried out against the real processes on its own thread ([`execute`]), with a log of what
 //! was done and when. Faults: `kill` (SIGKILL, down a while, restart with its data), `restart`
 //! (SIGKILL and restart at once), `wipe` (SIGKILL, restart with an empty data directory),
-//! `pause` (SIGSTOP past the 1.5 s heartbeat timeout, then SIGCONT) and `term` (SIGTERM, a clean
-//! stop, down a while, restart).
+//! `pause` (SIGSTOP past the 1.5 s heartbeat timeout, then SIGCONT), `term` (SIGTERM, a clean
+//! stop, down a while, restart) and `partition` (netns mode only: the node is cut off from the
+//! other nodes for 2-6 s while clients still reach it, then the network heals).
 //!
-//! Invariant: never more than `max_down` nodes down or paused at once. The plan keeps it with a
+//! Invariant: never more than `max_down` nodes down, paused or partitioned at once. The plan keeps it with a
 //! margin for the restart itself, and the executor checks it again against the real state (a
 //! node whose restart failed stays down), skipping a fault rather than breaking it.
 
@@ -26,12 +27,18 @@ pub enum FaultKind {
     Wipe,
     Pause,
     Term,
+    Partition,
 }
 
 impl FaultKind {
     /// Whether the fault restarts the process, which empties an in-memory namespace.
     pub fn loses_memory(self) -> bool {
-        !matches!(self, FaultKind::Pause)
+        !matches!(self, FaultKind::Pause | FaultKind::Partition)
+    }
+
+    /// Whether the fault needs each node in its own network namespace.
+    pub fn needs_netns(self) -> bool {
+        matches!(self, FaultKind::Partition)
     }
 }
 
@@ -43,6 +50,7 @@ impl fmt::Display for FaultKind {
             FaultKind::Wipe => "wipe",
             FaultKind::Pause => "pause",
             FaultKind::Term => "term",
+            FaultKind::Partition => "partition",
         })
     }
 }
@@ -75,6 +83,10 @@ const RESTART_MARGIN: Duration = Duration::from_secs(2);
 /// How long a killed, wiped or stopped node stays down: drawn from this range.
 const DOWN_MIN_MS: u64 = 500;
 const DOWN_MAX_MS: u64 = 3000;
+/// How long a partition lasts: drawn from this range, past the 1.5 s heartbeat timeout so the
+/// majority forms a cluster without the isolated node.
+const PARTITION_MIN_MS: u64 = 2000;
+const PARTITION_MAX_MS: u64 = 6000;
 /// Mixed into the seed so the plan does not share a stream with client 0.
 const PLAN_SALT: u64 = 0x6E65_6D65_7369_7321;
 
@@ -95,6 +107,9 @@ pub fn plan(seed: u64, s: &PlanSettings) -> Vec<Fault> {
         let hold = match kind {
             FaultKind::Pause => s.pause,
             FaultKind::Restart => Duration::ZERO,
+            FaultKind::Partition => {
+                Duration::from_millis(rng.random_range(PARTITION_MIN_MS..=PARTITION_MAX_MS))
+            }
             _ => Duration::from_millis(rng.random_range(DOWN_MIN_MS..=DOWN_MAX_MS)),
         };
         let pick = rng.random_range(0..s.nodes);
@@ -295,12 +310,14 @@ fn start_fault(cluster: &mut Cluster, f: &Fault) -> anyhow::Result<()> {
         }
         FaultKind::Pause => cluster.pause(f.node),
         FaultKind::Term => cluster.terminate(f.node),
+        FaultKind::Partition => cluster.partition(f.node),
     }
 }
 
 fn heal_fault(cluster: &mut Cluster, f: &Fault) -> anyhow::Result<()> {
     match f.kind {
         FaultKind::Pause => cluster.resume(f.node),
+        FaultKind::Partition => cluster.heal_partition(f.node),
         _ => cluster.start_node(f.node),
     }
 }
@@ -332,6 +349,7 @@ mod tests {
                 FaultKind::Wipe,
                 FaultKind::Pause,
                 FaultKind::Term,
+                FaultKind::Partition,
             ],
             max_down,
             duration: Duration::from_secs(600),

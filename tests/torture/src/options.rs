@@ -17,7 +17,8 @@ use std::time::Duration;
 #[command(
     name = "shoal-torture",
     about = "Runs concurrent clients against real shoald processes while a seeded nemesis kills, \
-restarts, wipes, pauses and stops nodes; then checks that no acknowledged write was lost.",
+restarts, wipes, pauses, stops and (with --netns) partitions nodes; then checks that no \
+acknowledged write was lost.",
     long_about = None
 )]
 pub struct Options {
@@ -48,9 +49,20 @@ pub struct Options {
     /// Faults to inject, from: kill (SIGKILL, down a while, restart with its data), restart
     /// (SIGKILL and restart at once), wipe (SIGKILL, restart with an empty data directory and
     /// device), pause (SIGSTOP past the heartbeat timeout, then SIGCONT), term (SIGTERM, a clean
-    /// stop, then restart) [default: kill,restart,pause,term, plus wipe with two or more nodes].
+    /// stop, then restart), partition (with --netns: the node is cut off from the other nodes
+    /// for 2-6 s, clients still reach it) [default: kill,restart,pause,term, plus wipe with two
+    /// or more nodes, plus partition with --netns].
     #[arg(long, value_delimiter = ',')]
     pub faults: Vec<FaultKind>,
+    /// Each node in its own network namespace with its own address (10.77.S.N), so the
+    /// `partition` fault can cut it off. Needs root, `ip` and `iptables`.
+    #[arg(long)]
+    pub netns: bool,
+    /// `cluster-size-min` of every node: with 2 of 3, an isolated node forms no cluster of its
+    /// own (and acknowledges nothing alone); with 1, each side of a partition goes on alone
+    /// (AP), and the merge when it heals can lose acknowledged writes (docs/reliability.md).
+    #[arg(long, default_value_t = 1)]
+    pub cluster_size_min: usize,
     /// Most nodes down or paused at once [default: rf-1, at least 1].
     #[arg(long)]
     pub max_down: Option<usize>,
@@ -136,6 +148,9 @@ impl Options {
         if self.nodes >= 2 && self.rf() >= 2 {
             f.push(FaultKind::Wipe);
         }
+        if self.netns && self.nodes >= 2 {
+            f.push(FaultKind::Partition);
+        }
         f
     }
 
@@ -175,7 +190,16 @@ impl Options {
         if self.buffered && self.storage != Storage::Device {
             bail!("--buffered needs --storage device");
         }
+        if self.cluster_size_min == 0 || self.cluster_size_min > self.nodes {
+            bail!("--cluster-size-min must be 1..=nodes ({})", self.nodes);
+        }
         for f in &faults {
+            if f.needs_netns() && !self.netns {
+                bail!("fault `{f}` needs --netns (each node in its own network namespace)");
+            }
+            if f.needs_netns() && self.nodes < 2 {
+                bail!("fault `{f}` needs at least 2 nodes");
+            }
             if *f == FaultKind::Wipe && (self.nodes < 2 || rf < 2) {
                 bail!(
                     "fault `wipe` needs at least 2 nodes and rf >= 2: wiping the only copy \
@@ -216,6 +240,8 @@ impl Options {
                 ))
             }),
             log_level: self.node_log_level.clone(),
+            cluster_size_min: self.cluster_size_min,
+            netns: self.netns,
         }
     }
 
@@ -262,6 +288,12 @@ impl Options {
         if self.buffered {
             cmd.push_str(" --buffered");
         }
+        if self.netns {
+            cmd.push_str(" --netns");
+        }
+        if self.cluster_size_min != 1 {
+            cmd.push_str(&format!(" --cluster-size-min {}", self.cluster_size_min));
+        }
         cmd.push_str(&format!(" --out {}", self.out.display()));
         cmd
     }
@@ -294,6 +326,25 @@ mod tests {
     }
 
     #[test]
+    fn partitions_need_the_netns_mode() {
+        let mut o = Options::with_seed(7);
+        o.nodes = 3;
+        o.faults = vec![FaultKind::Partition];
+        assert!(o.validate().is_err(), "partition without --netns");
+        o.netns = true;
+        assert!(o.validate().is_ok());
+        o.cluster_size_min = 4;
+        assert!(
+            o.validate().is_err(),
+            "cluster-size-min above the node count"
+        );
+        let mut o = Options::with_seed(7);
+        o.nodes = 3;
+        o.netns = true;
+        assert!(o.faults().contains(&FaultKind::Partition));
+    }
+
+    #[test]
     fn the_replay_command_parses_back_to_the_same_run() {
         let mut o = Options::with_seed(99);
         o.nodes = 3;
@@ -309,6 +360,20 @@ mod tests {
         assert_eq!(back.nodes, 3);
         assert_eq!(back.rf(), 2);
         assert_eq!(back.storage, Storage::Memory);
+        assert_eq!(back.faults(), o.faults());
+        let mut o = o.clone();
+        o.netns = true;
+        o.cluster_size_min = 2;
+        o.faults = vec![FaultKind::Partition, FaultKind::Kill];
+        let cmd = o.replay_command();
+        let args: Vec<&str> = cmd
+            .split_whitespace()
+            .skip_while(|a| *a != "--")
+            .skip(1)
+            .collect();
+        let back = Options::parse_from(std::iter::once("shoal-torture").chain(args));
+        assert!(back.netns);
+        assert_eq!(back.cluster_size_min, 2);
         assert_eq!(back.faults(), o.faults());
     }
 }
