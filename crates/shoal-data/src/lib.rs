@@ -9,6 +9,7 @@
 
 pub mod bits;
 pub mod cdt;
+pub mod checksum;
 pub mod error;
 pub mod expression;
 pub mod flash;

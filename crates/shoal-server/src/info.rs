@@ -111,6 +111,7 @@ fn answer(state: &NodeState, line: &str, local: Option<SocketAddr>) -> String {
         "get-config" => get_config(state, &cmd),
         "set-config" => set_config(state, &cmd),
         "cluster-stable" => cluster_stable(state, &cmd),
+        "partition-checksums" => partition_checksums(state, &cmd),
         "cluster-key" => cluster_key(state),
         "tip" => tip(state, &cmd),
         "quiesce" => match (state.arc(), tokio::runtime::Handle::try_current()) {
@@ -720,6 +721,62 @@ fn cluster_stable(state: &NodeState, cmd: &Command<'_>) -> String {
         return "ERROR::unstable-cluster".to_string();
     }
     cluster_key(state)
+}
+
+/// `partition-checksums:namespace=NS` (shoal's own extension, for checking that replicas
+/// agree): `pid:role:records:checksum` for every partition this node holds a complete copy of,
+/// joined by `;`, in partition order. `role` is `master` (this node is the working master),
+/// `replica` (another owner column) or `extra` (a complete copy this node no longer owns and
+/// has not yet dropped); `checksum` is 16 hex digits (`shoal_data::checksum`: live records
+/// only, tombstones and expired records left out). A partition being filled, or held by a
+/// node that is waiting to join its cluster, is not listed: it is not a complete copy.
+///
+/// Runs on the connection's worker and reads every record of the namespace (device records
+/// from the device), taking each partition's read lock for at most
+/// `shoal_data::checksum::CHUNK_RECORDS` records at a time, so writes wait at most that long.
+fn partition_checksums(state: &NodeState, cmd: &Command<'_>) -> String {
+    let Some(name) = cmd.param("namespace") else {
+        return "ERROR:4:namespace required".to_string();
+    };
+    let Some(own) = state.ownership.of(name) else {
+        return "ERROR::unknown-namespace".to_string();
+    };
+    if state.ownership.waiting() {
+        // Its routes still say "alone, everything complete", but it holds nothing it may
+        // vouch for until its cluster has planned.
+        return "ERROR::waiting-to-join".to_string();
+    }
+    let routes = own.routes();
+    let mut out = String::new();
+    for pid in 0..PARTITIONS as u16 {
+        if !routes.complete.get(pid) {
+            continue;
+        }
+        let role = match routes
+            .columns
+            .get(usize::from(pid))
+            .and_then(|cols| cols.iter().position(|n| *n == state.node_id))
+        {
+            Some(0) => "master",
+            Some(_) => "replica",
+            None => "extra",
+        };
+        let sum =
+            match shoal_data::checksum::partition_checksum(&own.ns, shoal_base::PartitionId(pid)) {
+                Ok(s) => s,
+                Err(e) => return format!("ERROR::partition {pid}: {e}"),
+            };
+        // Still complete after the walk? Ownership publishes "not complete" before it drops
+        // a copy, so a copy that is still listed now was not dropped while it was summed.
+        if !own.routes().complete.get(pid) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push(';');
+        }
+        let _ = write!(out, "{pid}:{role}:{}:{:016x}", sum.records, sum.checksum);
+    }
+    out
 }
 
 fn get_config(state: &NodeState, cmd: &Command<'_>) -> String {

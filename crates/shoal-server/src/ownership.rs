@@ -226,17 +226,6 @@ fn apply(state: &Arc<NodeState>, idx: usize, fx: Effects) -> Option<(u64, Bitmap
         }
         notice = Some(pids);
     }
-    let mut dropped = 0u64;
-    for pid in &fx.drop {
-        let pid = PartitionId(*pid);
-        if replica::holds(ns, pid) {
-            dropped += replica::drop_partition(ns, pid);
-        }
-    }
-    if dropped > 0 {
-        info!(target: "shoal::migrate", namespace = %ns.name, records = dropped,
-            "dropped copies this node no longer owns");
-    }
     // The routes are rebuilt and published under the partitions lock: two steps running at
     // once (an emigration finishing, a completion notice arriving) must publish in the order
     // they saw the partitions, or the older routes win and stay until the next step, which
@@ -266,6 +255,22 @@ fn apply(state: &Arc<NodeState>, idx: usize, fx: Effects) -> Option<(u64, Bitmap
         (changed, was.0, was.1)
     };
     drop(p);
+    // Copies are dropped only after routes that no longer call them complete are published:
+    // in the other order a read routed here by the old routes (a replica serves reads of
+    // what it holds complete), or a `partition-checksums`, could see the partition empty
+    // while it still counted as a complete copy. (Seen as "extra" copies of 0 records in
+    // tests/compat/tests/replicas_agree.rs while a restarted node was refilled.)
+    let mut dropped = 0u64;
+    for pid in &fx.drop {
+        let pid = PartitionId(*pid);
+        if replica::holds(ns, pid) {
+            dropped += replica::drop_partition(ns, pid);
+        }
+    }
+    if dropped > 0 {
+        info!(target: "shoal::migrate", namespace = %ns.name, records = dropped,
+            "dropped copies this node no longer owns");
+    }
     if !was_planned || (settled_now && !was_settled) {
         let r = own.routes();
         info!(target: "shoal::migrate", namespace = %ns.name, cluster_key = format!("{planned_now:X}"),

@@ -1,6 +1,8 @@
 //! Starts shoal nodes for tests: in-process on an ephemeral port ([`TestServer`]), or as a
 //! real `shoald` process ([`ProcessServer`]). It must never be used by production code.
 
+pub mod replicas;
+
 use anyhow::{anyhow, bail, Context, Result};
 use shoal_server::{Config, RunningServer};
 use std::net::{SocketAddr, TcpStream};

@@ -16,12 +16,20 @@
 //! "Acknowledged writes lost" counts lost unique writes (including those found missing by a
 //! delete), lost read-modify-write tokens, resurrected deletes and counters below their
 //! acknowledged sum.
+//!
+//! Replicas agree ([`check_replicas`]): right after the final stable wait, every node's
+//! `partition-checksums` is fetched (between two identical `cluster-stable` answers, so no
+//! view change happened in between) and compared with `shoal_testkit::replicas::compare`:
+//! each partition must have exactly min(rf, nodes) complete owner copies, one master, all
+//! with the same record count and checksum.
 
+use crate::cluster::{is_stable, stability_answers, NAMESPACE};
 use crate::history::{payload, Action, History, Op, Outcome};
 use crate::workload::{self, tokens, WorkloadSettings};
 use aerospike::{Bins, ReadPolicy, ResultCode, Value};
-use anyhow::Result;
+use anyhow::{bail, Result};
 use serde::Serialize;
+use shoal_testkit::replicas::{checksums_at, compare, PartitionCopy};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -104,6 +112,78 @@ pub async fn read_final_state(
     }
     let _ = client.close().await;
     Ok(state)
+}
+
+/// What the replica comparison found (see the module docs).
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct ReplicaCheck {
+    /// Owner copies every partition must have: min(rf, nodes).
+    pub expected_copies: usize,
+    /// Partitions with at least one complete copy, and the copies compared.
+    pub partitions: usize,
+    pub copies: usize,
+    /// Complete copies on nodes that no longer own them, not yet dropped (compared too).
+    pub extras: usize,
+    /// Records in the master copies: the namespace's live records.
+    pub records: u64,
+    /// Partitions breaking the rule, by kind (`disagree`, `copies`, `masters`).
+    pub problems_by_kind: BTreeMap<&'static str, usize>,
+    /// The first problems, each with its nodes (service ports), roles, counts and checksums.
+    pub problems: Vec<String>,
+}
+
+impl ReplicaCheck {
+    /// True when every partition has its copies and they agree.
+    pub fn agrees(&self) -> bool {
+        self.problems_by_kind.is_empty()
+    }
+}
+
+/// Problems listed in full in the report (all are counted).
+const REPLICA_PROBLEMS_LISTED: usize = 50;
+/// Fetches retried when the cluster changed while the checksums were being fetched.
+const REPLICA_ATTEMPTS: usize = 5;
+
+/// Fetches every node's partition checksums and compares the copies. An error means the
+/// comparison could not be made (a node not answering, the cluster never holding still).
+pub fn check_replicas(ports: &[std::net::SocketAddr], rf: usize) -> Result<ReplicaCheck> {
+    let expected = rf.min(ports.len());
+    let mut last = String::new();
+    for _ in 0..REPLICA_ATTEMPTS {
+        let before = stability_answers(ports);
+        let mut nodes: Vec<(String, Vec<PartitionCopy>)> = Vec::with_capacity(ports.len());
+        for p in ports {
+            nodes.push((format!("node {p}"), checksums_at(*p, NAMESPACE)?));
+        }
+        let after = stability_answers(ports);
+        if !is_stable(&before) || before != after {
+            // The view changed (or was not stable) while fetching: copies from two views
+            // cannot be compared.
+            last = format!("stability before {before:?}, after {after:?}");
+            std::thread::sleep(Duration::from_millis(500));
+            continue;
+        }
+        let a = compare(&nodes, Some(expected));
+        let mut by_kind = BTreeMap::new();
+        for p in &a.problems {
+            *by_kind.entry(p.kind).or_insert(0) += 1;
+        }
+        return Ok(ReplicaCheck {
+            expected_copies: expected,
+            partitions: a.partitions,
+            copies: a.copies,
+            extras: a.extras,
+            records: a.master_records,
+            problems_by_kind: by_kind,
+            problems: a
+                .problems
+                .iter()
+                .take(REPLICA_PROBLEMS_LISTED)
+                .map(ToString::to_string)
+                .collect(),
+        });
+    }
+    bail!("the cluster did not hold still while partition checksums were fetched: {last}")
 }
 
 fn key_of(a: &Action) -> &str {

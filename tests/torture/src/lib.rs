@@ -4,10 +4,10 @@
 //!
 //! A run goes: start the cluster ([`cluster`]), wait until it is stable, run the workload
 //! ([`workload`]) and the fault schedule ([`nemesis`]) side by side for `--duration`, heal every
-//! fault, wait until the cluster is stable again, read every key and check the history
-//! ([`checker`]), print the summary ([`report`]). Every operation is kept in memory
-//! ([`history`]) and written as JSONL, with the seed and the command that replays the run, when
-//! the check fails.
+//! fault, wait until the cluster is stable again, compare every partition's copies on every
+//! node, read every key and check the history ([`checker`]), print the summary ([`report`]).
+//! Every operation is kept in memory ([`history`]) and written as JSONL, with the seed and the
+//! command that replays the run, when the check fails.
 //!
 //! What a seed fixes: the fault schedule (kinds, targets, start times, how long each lasts) and
 //! each client's sequence of operation choices. What it does not fix: how the clients'
@@ -117,6 +117,10 @@ pub fn run(options: &Options) -> Result<Report> {
         report.harness_errors.push(format!("{e:#}"));
     }
     if report.harness_errors.is_empty() {
+        match checker::check_replicas(&cluster.service_addrs(), usize::from(options.rf())) {
+            Ok(r) => report.replicas = Some(r),
+            Err(e) => report.harness_errors.push(format!("replica check: {e:#}")),
+        }
         let reads = runtime.block_on(checker::read_final_state(
             &cluster.seed_hosts(),
             &history,

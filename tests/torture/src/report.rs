@@ -3,7 +3,7 @@
 //! run passed; printed as tables, and saved with the history, the fault log and the replay
 //! command when a run fails (or when `--save` asks).
 
-use crate::checker::CheckResult;
+use crate::checker::{CheckResult, ReplicaCheck};
 use crate::cluster::Sample;
 use crate::history::{History, Outcome};
 use crate::nemesis::{FaultKind, FaultLog, Phase};
@@ -40,6 +40,8 @@ pub struct Report {
     /// Things that kept the harness from checking (a cluster that never converged, ...).
     pub harness_errors: Vec<String>,
     pub check: Option<CheckResult>,
+    /// Whether the replicas agree at the end (`None` when the comparison did not run).
+    pub replicas: Option<ReplicaCheck>,
     pub total: Duration,
 }
 
@@ -76,6 +78,7 @@ impl Report {
             converged_after_last_heal: None,
             harness_errors: Vec::new(),
             check: None,
+            replicas: None,
             total: Duration::ZERO,
         }
     }
@@ -133,11 +136,13 @@ impl Report {
             .sum()
     }
 
-    /// Passed: the check ran and found nothing, and every fault came back.
+    /// Passed: the check ran and found nothing, the replicas agree, and every fault came
+    /// back.
     pub fn passed(&self) -> bool {
         self.harness_errors.is_empty()
             && self.fault_errors.is_empty()
             && self.check.as_ref().is_some_and(|c| c.violations.is_empty())
+            && self.replicas.as_ref().is_some_and(ReplicaCheck::agrees)
     }
 
     /// Why this run does not prove anything, or lost something: `None` when it injected at
@@ -260,6 +265,24 @@ impl fmt::Display for Report {
                 }
             }
             None => writeln!(f, "acknowledged writes lost: not checked")?,
+        }
+        match &self.replicas {
+            Some(r) if r.agrees() => writeln!(
+                f,
+                "replicas agree: yes ({} partitions, {} copies, {} per partition, {} extra not yet dropped, {} records)",
+                r.partitions, r.copies, r.expected_copies, r.extras, r.records
+            )?,
+            Some(r) => {
+                writeln!(
+                    f,
+                    "replicas agree: NO, partitions by problem {:?} ({} expected copies each)",
+                    r.problems_by_kind, r.expected_copies
+                )?;
+                for p in r.problems.iter().take(20) {
+                    writeln!(f, "  {p}")?;
+                }
+            }
+            None => writeln!(f, "replicas agree: not checked")?,
         }
         match self.converged_after_last_heal {
             Some(d) => writeln!(f, "time to converge after the last fault: {}", secs(d))?,
