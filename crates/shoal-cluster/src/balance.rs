@@ -15,6 +15,7 @@
 
 use shoal_base::constants::PARTITIONS;
 use shoal_base::NodeId;
+use std::collections::BTreeSet;
 
 /// A cluster member as partition balance sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -50,29 +51,54 @@ impl PartitionTable {
     /// Computes the table. Duplicate node ids are ignored (the first one counts); the effective
     /// replication factor is `min(rf, members)` and at least 1 when there is any member.
     pub fn build(members: &[Member], replication_factor: usize) -> PartitionTable {
+        PartitionTable::build_with_quiesced(members, replication_factor, &BTreeSet::new())
+    }
+
+    /// Like [`PartitionTable::build`], with the `quiesced` members (nodes handing their data
+    /// over before they leave) after every other member in every row, so they own a partition
+    /// only when there are fewer other members than copies. The other members' order is
+    /// exactly the one a table without the quiesced members has, so when a quiesced node then
+    /// leaves, no partition moves again. When every member is quiesced, none is.
+    pub fn build_with_quiesced(
+        members: &[Member],
+        replication_factor: usize,
+        quiesced: &BTreeSet<NodeId>,
+    ) -> PartitionTable {
         let mut members: Vec<Member> = members.to_vec();
         members.sort();
         members.dedup_by_key(|m| m.node);
         let n = members.len();
         let rf = replication_factor.clamp(1, n.max(1)).min(n);
-        let racks: std::collections::BTreeSet<u32> = members.iter().map(|m| m.rack).collect();
+        let mut is_quiesced: Vec<bool> =
+            members.iter().map(|m| quiesced.contains(&m.node)).collect();
+        if is_quiesced.iter().all(|q| *q) {
+            is_quiesced.iter_mut().for_each(|q| *q = false);
+        }
+        let active = is_quiesced.iter().filter(|q| !**q).count();
+        let racks: BTreeSet<u32> = members
+            .iter()
+            .zip(&is_quiesced)
+            .filter(|(_, q)| !**q)
+            .map(|(m, _)| m.rack)
+            .collect();
         let rack_aware = racks.len() > 1;
         let mut rows = Vec::with_capacity(n * PARTITIONS);
-        let mut order: Vec<(u64, u16)> = Vec::with_capacity(n);
+        let mut order: Vec<(bool, u64, u16)> = Vec::with_capacity(n);
         for pid in 0..PARTITIONS as u16 {
             order.clear();
             order.extend(
                 members
                     .iter()
                     .enumerate()
-                    .map(|(i, m)| (weight(m.node, pid), i as u16)),
+                    .map(|(i, m)| (is_quiesced[i], weight(m.node, pid), i as u16)),
             );
-            // Highest weight first; ties (practically impossible) broken by member order.
-            order.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+            // Active members first; then highest weight first; ties (practically impossible)
+            // broken by member order.
+            order.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)).then(a.2.cmp(&b.2)));
             let start = rows.len();
-            rows.extend(order.iter().map(|(_, i)| *i));
+            rows.extend(order.iter().map(|(_, _, i)| *i));
             if rack_aware {
-                spread_racks(&members, &mut rows[start..], rf);
+                spread_racks(&members, &mut rows[start..start + active], rf.min(active));
             }
         }
         PartitionTable {
@@ -179,6 +205,37 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(24))]
+
+        /// A quiesced node is last in every row, and the other members' order is the one the
+        /// table without it has: when it leaves after handing over, nothing moves again.
+        #[test]
+        fn quiesced_members_go_last_and_leaving_moves_nothing(
+            ids in node_ids(),
+            racks in proptest::collection::vec(0u32..3, 9),
+            rf in 1usize..4,
+            pick in 0usize..9,
+        ) {
+            let all: Vec<Member> = ids
+                .iter()
+                .zip(&racks)
+                .map(|(&id, &rack)| Member { node: NodeId(id), rack })
+                .collect();
+            let q = all[pick % all.len()].node;
+            let quiesced: BTreeSet<NodeId> = [q].into_iter().collect();
+            let t = PartitionTable::build_with_quiesced(&all, rf, &quiesced);
+            let rest: Vec<Member> = all.iter().copied().filter(|m| m.node != q).collect();
+            let without = PartitionTable::build(&rest, rf);
+            for pid in (0..PARTITIONS as u16).step_by(61) {
+                let seq: Vec<NodeId> = t.sequence(pid).collect();
+                if all.len() > 1 {
+                    prop_assert_eq!(seq.last().copied(), Some(q));
+                    let others: Vec<NodeId> = seq[..seq.len() - 1].to_vec();
+                    prop_assert_eq!(others, without.sequence(pid).collect::<Vec<_>>());
+                } else {
+                    prop_assert_eq!(seq, vec![q]);
+                }
+            }
+        }
 
         /// Every row is a permutation of the members; owners are RF distinct nodes.
         #[test]

@@ -63,6 +63,8 @@ pub struct Pulse {
     /// even if it came back before the timeout.
     pub boot: u64,
     pub rack: u32,
+    /// The sender is handing its data over before it leaves (SIGTERM, `quiesce`).
+    pub quiescing: bool,
     /// Peers the sender currently hears, with their endpoints.
     pub peers: Vec<(NodeId, Endpoint)>,
     /// The sender's committed cluster view.
@@ -86,6 +88,8 @@ pub struct Peer {
     pub fabric: Endpoint,
     pub boot: u64,
     pub rack: u32,
+    /// From its last pulse: it is handing its data over before it leaves.
+    pub quiescing: bool,
     pub last_heard_ms: u64,
     /// Whom the peer hears (from its last pulse).
     pub hears: BTreeSet<NodeId>,
@@ -110,6 +114,7 @@ pub struct Heartbeat {
     fabric: Endpoint,
     boot: u64,
     rack: u32,
+    quiescing: bool,
     config: HeartbeatConfig,
     peers: BTreeMap<NodeId, Peer>,
     known: BTreeMap<Endpoint, KnownEndpoint>,
@@ -136,6 +141,7 @@ impl Heartbeat {
             fabric: endpoint,
             boot: 0,
             rack,
+            quiescing: false,
             config,
             peers: BTreeMap::new(),
             known: BTreeMap::new(),
@@ -154,6 +160,17 @@ impl Heartbeat {
     pub fn set_addresses(&mut self, service: Endpoint, fabric: Endpoint) {
         self.service = service;
         self.fabric = fabric;
+    }
+
+    /// Says in the next pulses whether this node is handing its data over before it leaves;
+    /// the principal then proposes a view that names it quiesced.
+    pub fn set_quiescing(&mut self, on: bool) {
+        self.quiescing = on;
+    }
+
+    /// Whether this node announces that it is quiescing.
+    pub fn quiescing(&self) -> bool {
+        self.quiescing
     }
 
     /// Sets this process's boot id (random per start).
@@ -256,6 +273,7 @@ impl Heartbeat {
                 fabric: self.fabric,
                 boot: self.boot,
                 rack: self.rack,
+                quiescing: self.quiescing,
                 peers: self.peers.iter().map(|(n, p)| (*n, p.endpoint)).collect(),
                 view: view.clone(),
             };
@@ -297,6 +315,7 @@ impl Heartbeat {
             fabric: pulse.fabric,
             boot: pulse.boot,
             rack: pulse.rack,
+            quiescing: pulse.quiescing,
             last_heard_ms: now_ms,
             hears,
             view: pulse.view,
@@ -330,6 +349,7 @@ mod tests {
             fabric: ep(port),
             boot: 0,
             rack: 0,
+            quiescing: false,
             peers: peers.iter().map(|(n, p)| (NodeId(*n), ep(*p))).collect(),
             view: ClusterView::default(),
         }

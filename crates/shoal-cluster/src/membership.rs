@@ -3,7 +3,11 @@
 //! membership is proposed by the principal, accepted by every member, and only then committed
 //! with a fresh cluster key, so no node moves data for a membership the others have not seen.
 //! Changes are batched: a proposal waits until the desired membership has been stable for a
-//! quantum. A node refuses to form a cluster smaller than `cluster_size_min`.
+//! quantum. A node refuses to form a cluster smaller than `cluster_size_min`. A view also names
+//! the members that are quiescing (handing their data over before they leave, from the
+//! `quiescing` flag of their pulses as the principal saw it): every member plans partitions
+//! with the same quiesced set from the moment the view is committed. A change of that set is
+//! a new view.
 //!
 //! Safety: a node commits a view only from the proposer it accepted for that key, and a
 //! proposer commits only after every proposed member accepted; so all nodes holding one
@@ -22,6 +26,9 @@ pub struct ClusterView {
     /// Non-zero once the node belongs to a cluster.
     pub key: u64,
     pub succession: Vec<NodeId>,
+    /// Members handing their data over before they leave (sorted; a subset of the
+    /// succession). Pulses carry views without it: it matters only to the members.
+    pub quiesced: Vec<NodeId>,
 }
 
 impl ClusterView {
@@ -34,9 +41,19 @@ impl ClusterView {
 /// Messages between members (carried by the fabric).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClusterMessage {
-    Propose { key: u64, succession: Vec<NodeId> },
-    Accept { key: u64 },
-    Commit { key: u64, succession: Vec<NodeId> },
+    Propose {
+        key: u64,
+        succession: Vec<NodeId>,
+        quiesced: Vec<NodeId>,
+    },
+    Accept {
+        key: u64,
+    },
+    Commit {
+        key: u64,
+        succession: Vec<NodeId>,
+        quiesced: Vec<NodeId>,
+    },
 }
 
 /// Settings.
@@ -67,6 +84,7 @@ impl Default for ClusteringConfig {
 struct Proposal {
     key: u64,
     succession: Vec<NodeId>,
+    quiesced: Vec<NodeId>,
     accepted: BTreeSet<NodeId>,
     started_ms: u64,
     last_sent_ms: u64,
@@ -84,6 +102,8 @@ pub struct Clustering {
     proposal: Option<Proposal>,
     desired: Vec<NodeId>,
     desired_since_ms: u64,
+    /// The desired members whose pulses (or, for this node, its own flag) say quiescing.
+    desired_quiesced: Vec<NodeId>,
     /// Since when some member's pulses show another cluster key than ours (a lost commit).
     lagging_since_ms: Option<u64>,
     /// When the principal last resent its commit to lagging members.
@@ -115,6 +135,7 @@ impl Clustering {
             proposal: None,
             desired: vec![me],
             desired_since_ms: 0,
+            desired_quiesced: Vec::new(),
             lagging_since_ms: None,
             last_commit_sent_ms: 0,
             accepted_last: None,
@@ -163,6 +184,20 @@ impl Clustering {
             self.desired = desired;
             self.desired_since_ms = now_ms;
         }
+        // Who is handing its data over: our own flag, and each other member's latest pulse.
+        self.desired_quiesced = self
+            .desired
+            .iter()
+            .copied()
+            .filter(|m| {
+                if *m == self.me {
+                    hb.quiescing()
+                } else {
+                    hb.peers().get(m).is_some_and(|p| p.quiescing)
+                }
+            })
+            .collect();
+        self.desired_quiesced.sort_unstable();
         if let Some(p) = &self.proposal {
             if now_ms.saturating_sub(p.started_ms) > self.config.proposal_timeout_ms {
                 self.proposal = None;
@@ -179,6 +214,7 @@ impl Clustering {
                         ClusterMessage::Propose {
                             key: p.key,
                             succession: p.succession.clone(),
+                            quiesced: p.quiesced.clone(),
                         },
                     ));
                 }
@@ -223,14 +259,18 @@ impl Clustering {
                         ClusterMessage::Commit {
                             key: self.view.key,
                             succession: self.view.succession.clone(),
+                            quiesced: self.view.quiesced.clone(),
                         },
                     ));
                 }
             }
         }
         let stuck = lag_ms > self.config.proposal_timeout_ms;
-        let changed =
-            self.view.key == 0 || self.view.succession != self.desired || stuck || self.force;
+        let changed = self.view.key == 0
+            || self.view.succession != self.desired
+            || self.view.quiesced != self.desired_quiesced
+            || stuck
+            || self.force;
         if principal
             && settled
             && changed
@@ -240,7 +280,8 @@ impl Clustering {
             self.force = false;
             let key = (fresh_key & 0x0000_FFFF_FFFF_FFFF).max(1);
             if self.desired.len() == 1 {
-                self.commit(key, self.desired.clone(), &mut step);
+                let quiesced = self.desired_quiesced.clone();
+                self.commit(key, self.desired.clone(), quiesced, &mut step);
             } else {
                 for m in self.desired.iter().filter(|m| **m != self.me) {
                     step.sends.push((
@@ -248,6 +289,7 @@ impl Clustering {
                         ClusterMessage::Propose {
                             key,
                             succession: self.desired.clone(),
+                            quiesced: self.desired_quiesced.clone(),
                         },
                     ));
                 }
@@ -255,6 +297,7 @@ impl Clustering {
                 self.proposal = Some(Proposal {
                     key,
                     succession: self.desired.clone(),
+                    quiesced: self.desired_quiesced.clone(),
                     accepted: [self.me].into_iter().collect(),
                     started_ms: now_ms,
                     last_sent_ms: now_ms,
@@ -268,7 +311,9 @@ impl Clustering {
     pub fn receive(&mut self, from: NodeId, msg: ClusterMessage, hb: &Heartbeat) -> Step {
         let mut step = Step::default();
         match msg {
-            ClusterMessage::Propose { key, succession } => {
+            ClusterMessage::Propose {
+                key, succession, ..
+            } => {
                 // Follow the highest node we hear, and only into a cluster that includes us.
                 let highest = hb.adjacency().into_iter().chain([self.me]).max();
                 let acceptable = highest == Some(from)
@@ -288,11 +333,11 @@ impl Clustering {
                     if p.key == key && p.succession.contains(&from) {
                         p.accepted.insert(from);
                         if p.succession.iter().all(|m| p.accepted.contains(m)) {
-                            done = Some((p.key, p.succession.clone()));
+                            done = Some((p.key, p.succession.clone(), p.quiesced.clone()));
                         }
                     }
                 }
-                if let Some((key, succession)) = done {
+                if let Some((key, succession, quiesced)) = done {
                     self.proposal = None;
                     for m in succession.iter().filter(|m| **m != self.me) {
                         step.sends.push((
@@ -300,28 +345,47 @@ impl Clustering {
                             ClusterMessage::Commit {
                                 key,
                                 succession: succession.clone(),
+                                quiesced: quiesced.clone(),
                             },
                         ));
                     }
-                    self.commit(key, succession, &mut step);
+                    self.commit(key, succession, quiesced, &mut step);
                 }
             }
-            ClusterMessage::Commit { key, succession } => {
+            ClusterMessage::Commit {
+                key,
+                succession,
+                quiesced,
+            } => {
                 let expected =
                     self.promised == Some((key, from)) || self.accepted_last == Some((key, from));
                 if expected && succession.contains(&self.me) {
-                    self.commit(key, succession, &mut step);
+                    self.commit(key, succession, quiesced, &mut step);
                 }
             }
         }
         step
     }
 
-    fn commit(&mut self, key: u64, succession: Vec<NodeId>, step: &mut Step) {
+    fn commit(
+        &mut self,
+        key: u64,
+        succession: Vec<NodeId>,
+        mut quiesced: Vec<NodeId>,
+        step: &mut Step,
+    ) {
         if self.view.key == key {
             return;
         }
-        self.view = ClusterView { key, succession };
+        // Only members can be quiesced; kept sorted so views compare as sets.
+        quiesced.retain(|n| succession.contains(n));
+        quiesced.sort_unstable();
+        quiesced.dedup();
+        self.view = ClusterView {
+            key,
+            succession,
+            quiesced,
+        };
         self.promised = None;
         self.lagging_since_ms = None;
         self.changes += 1;

@@ -137,6 +137,9 @@ pub struct Partitions {
     outgoing: BTreeSet<Emigration>,
     /// Bumped whenever the client-visible map may have changed.
     generation: u64,
+    /// The members of the current view that are handing their data over before they leave
+    /// (from the committed view, so every member has the same set).
+    quiesced: BTreeSet<NodeId>,
 }
 
 /// What the shell must do after a step.
@@ -176,6 +179,7 @@ impl Partitions {
             dropped: Bitmap::default(),
             outgoing: BTreeSet::new(),
             generation: 1,
+            quiesced: BTreeSet::new(),
         }
     }
 
@@ -198,10 +202,19 @@ impl Partitions {
         &self.members
     }
 
-    /// Starts the exchange for a newly committed view (`members` with their racks). `holds` is
-    /// which partitions this node has any record of. Returns this node's report, to send to
-    /// every other member; the plan may already be complete (a lone node, or early reports).
-    pub fn begin(&mut self, key: u64, members: &[Member], holds: Bitmap) -> (Report, Effects) {
+    /// Starts the exchange for a newly committed view (`members` with their racks; `quiesced`,
+    /// the members the view names as handing their data over, go last in every partition's
+    /// order). `holds` is which partitions this node has any record of. Returns this node's
+    /// report, to send to every other member; the plan may already be complete (a lone node,
+    /// or early reports). The table is final from here on: writes executed during the
+    /// exchange already go to the owners the plan will have.
+    pub fn begin(
+        &mut self,
+        key: u64,
+        members: &[Member],
+        quiesced: &[NodeId],
+        holds: Bitmap,
+    ) -> (Report, Effects) {
         let report = Report {
             epoch: self.epoch,
             prev_key: self.complete_key,
@@ -216,7 +229,12 @@ impl Partitions {
         self.members = members.to_vec();
         self.members.sort();
         self.members.dedup_by_key(|m| m.node);
-        self.table = PartitionTable::build(&self.members, self.rf);
+        self.quiesced = quiesced
+            .iter()
+            .copied()
+            .filter(|n| self.is_member(*n))
+            .collect();
+        self.table = PartitionTable::build_with_quiesced(&self.members, self.rf, &self.quiesced);
         self.phase = Phase::Exchanging;
         self.generation += 1;
         self.reports.clear();
@@ -570,6 +588,31 @@ impl Partitions {
             }
         }
         cols
+    }
+
+    /// True once a plan of a view that names this node quiesced is carried out: every owner
+    /// of every partition holds it complete and nothing is left to send, so the node can leave
+    /// without taking any copy with it.
+    pub fn handed_over(&self) -> bool {
+        self.quiesced.contains(&self.me) && self.outgoing.is_empty() && self.settled()
+    }
+
+    /// Every node a write of `pid` must reach before it is acknowledged: the working master,
+    /// then every owner. While the working master is not an owner (a migration to a new owner
+    /// is under way) that is one more than [`Partitions::columns`] shows clients: leaving the
+    /// last owner out would let it miss writes made during the migration (with one copy, the
+    /// new owner itself would miss them and they would be gone once the old copy is dropped).
+    pub fn copies(&self, pid: u16) -> Vec<NodeId> {
+        let mut out = Vec::with_capacity(self.table.replication_factor() + 1);
+        if let Some(w) = self.working_master(pid) {
+            out.push(w);
+        }
+        for o in self.table.owners(pid) {
+            if !out.contains(&o) {
+                out.push(o);
+            }
+        }
+        out
     }
 
     /// Partitions still to migrate to or from this node.

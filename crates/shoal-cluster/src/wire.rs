@@ -7,10 +7,11 @@
 //! ```text
 //! frame    = len:u32 kind:u8 payload            (len counts kind + payload)
 //! pulse    = from:u64 name:str endpoint service:endpoint fabric:endpoint boot:u64 rack:u32
-//!            n:u16 (node:u64 endpoint)*n view
-//! propose  = from:u64 key:u64 n:u16 node:u64*n
+//!            quiescing:u8 n:u16 (node:u64 endpoint)*n view
+//! propose  = from:u64 key:u64 n:u16 node:u64*n quiesced
 //! accept   = from:u64 key:u64
-//! commit   = from:u64 key:u64 n:u16 node:u64*n
+//! commit   = from:u64 key:u64 n:u16 node:u64*n quiesced
+//! quiesced = n:u16 node:u64*n
 //! view     = key:u64 n:u16 node:u64*n
 //! endpoint = family:u8 (4: ip:4 | 6: ip:16) port:u16
 //! str      = len:u16 bytes (UTF-8)
@@ -70,6 +71,7 @@ pub fn encode(msg: &NodeMessage, out: &mut Vec<u8>) {
             put_endpoint(out, p.fabric);
             out.extend_from_slice(&p.boot.to_be_bytes());
             out.extend_from_slice(&p.rack.to_be_bytes());
+            out.push(u8::from(p.quiescing));
             let peers = &p.peers[..p.peers.len().min(NODES_MAX)];
             out.extend_from_slice(&(peers.len() as u16).to_be_bytes());
             for (n, e) in peers {
@@ -78,20 +80,36 @@ pub fn encode(msg: &NodeMessage, out: &mut Vec<u8>) {
             }
             put_nodes(out, p.view.key, &p.view.succession);
         }
-        NodeMessage::Cluster(from, ClusterMessage::Propose { key, succession }) => {
+        NodeMessage::Cluster(
+            from,
+            ClusterMessage::Propose {
+                key,
+                succession,
+                quiesced,
+            },
+        ) => {
             out.push(KIND_PROPOSE);
             out.extend_from_slice(&from.0.to_be_bytes());
             put_nodes(out, *key, succession);
+            put_list(out, quiesced);
         }
         NodeMessage::Cluster(from, ClusterMessage::Accept { key }) => {
             out.push(KIND_ACCEPT);
             out.extend_from_slice(&from.0.to_be_bytes());
             out.extend_from_slice(&key.to_be_bytes());
         }
-        NodeMessage::Cluster(from, ClusterMessage::Commit { key, succession }) => {
+        NodeMessage::Cluster(
+            from,
+            ClusterMessage::Commit {
+                key,
+                succession,
+                quiesced,
+            },
+        ) => {
             out.push(KIND_COMMIT);
             out.extend_from_slice(&from.0.to_be_bytes());
             put_nodes(out, *key, succession);
+            put_list(out, quiesced);
         }
     }
     let len = (out.len() - at - 4) as u32;
@@ -114,6 +132,10 @@ fn put_endpoint(out: &mut Vec<u8>, e: Endpoint) {
 
 fn put_nodes(out: &mut Vec<u8>, key: u64, nodes: &[NodeId]) {
     out.extend_from_slice(&key.to_be_bytes());
+    put_list(out, nodes);
+}
+
+fn put_list(out: &mut Vec<u8>, nodes: &[NodeId]) {
     let nodes = &nodes[..nodes.len().min(NODES_MAX)];
     out.extend_from_slice(&(nodes.len() as u16).to_be_bytes());
     for n in nodes {
@@ -156,6 +178,11 @@ pub fn decode(frame: &[u8]) -> Result<NodeMessage, WireError> {
             let fabric = r.endpoint()?;
             let boot = r.u64()?;
             let rack = r.u32()?;
+            let quiescing = match r.u8()? {
+                0 => false,
+                1 => true,
+                _ => return Err(WireError("quiescing flag is not 0 or 1")),
+            };
             let n = r.count()?;
             let mut peers = Vec::with_capacity(n);
             for _ in 0..n {
@@ -170,14 +197,27 @@ pub fn decode(frame: &[u8]) -> Result<NodeMessage, WireError> {
                 fabric,
                 boot,
                 rack,
+                quiescing,
                 peers,
-                view: ClusterView { key, succession },
+                view: ClusterView {
+                    key,
+                    succession,
+                    quiesced: Vec::new(),
+                },
             })
         }
         KIND_PROPOSE => {
             let from = NodeId(r.u64()?);
             let (key, succession) = r.nodes()?;
-            NodeMessage::Cluster(from, ClusterMessage::Propose { key, succession })
+            let quiesced = r.list()?;
+            NodeMessage::Cluster(
+                from,
+                ClusterMessage::Propose {
+                    key,
+                    succession,
+                    quiesced,
+                },
+            )
         }
         KIND_ACCEPT => {
             let from = NodeId(r.u64()?);
@@ -186,7 +226,15 @@ pub fn decode(frame: &[u8]) -> Result<NodeMessage, WireError> {
         KIND_COMMIT => {
             let from = NodeId(r.u64()?);
             let (key, succession) = r.nodes()?;
-            NodeMessage::Cluster(from, ClusterMessage::Commit { key, succession })
+            let quiesced = r.list()?;
+            NodeMessage::Cluster(
+                from,
+                ClusterMessage::Commit {
+                    key,
+                    succession,
+                    quiesced,
+                },
+            )
         }
         _ => return Err(WireError("unknown message kind")),
     };
@@ -233,12 +281,15 @@ impl<'a> Reader<'a> {
     }
     fn nodes(&mut self) -> Result<(u64, Vec<NodeId>), WireError> {
         let key = self.u64()?;
+        Ok((key, self.list()?))
+    }
+    fn list(&mut self) -> Result<Vec<NodeId>, WireError> {
         let n = self.count()?;
         let mut v = Vec::with_capacity(n);
         for _ in 0..n {
             v.push(NodeId(self.u64()?));
         }
-        Ok((key, v))
+        Ok(v)
     }
     fn endpoint(&mut self) -> Result<Endpoint, WireError> {
         let ip = match self.u8()? {
@@ -282,31 +333,57 @@ mod tests {
                 any::<u32>(),
                 proptest::collection::vec((any::<u64>().prop_map(NodeId), endpoint()), 0..10),
                 any::<u64>(),
-                nodes()
+                nodes(),
+                any::<bool>()
             )
-                .prop_map(|(from, name, ep, rack, peers, key, succession)| {
-                    NodeMessage::Pulse(Pulse {
-                        from: NodeId(from),
-                        cluster_name: name,
-                        endpoint: ep,
-                        service: ep,
-                        fabric: ep,
-                        boot: rack.into(),
-                        rack,
-                        peers,
-                        view: ClusterView { key, succession },
-                    })
-                }),
-            (any::<u64>(), any::<u64>(), nodes()).prop_map(|(from, key, succession)| {
-                NodeMessage::Cluster(NodeId(from), ClusterMessage::Propose { key, succession })
-            }),
+                .prop_map(
+                    |(from, name, ep, rack, peers, key, succession, quiescing)| {
+                        NodeMessage::Pulse(Pulse {
+                            from: NodeId(from),
+                            cluster_name: name,
+                            endpoint: ep,
+                            service: ep,
+                            fabric: ep,
+                            boot: rack.into(),
+                            rack,
+                            quiescing,
+                            peers,
+                            view: ClusterView {
+                                key,
+                                succession,
+                                quiesced: Vec::new(),
+                            },
+                        })
+                    }
+                ),
+            (any::<u64>(), any::<u64>(), nodes(), nodes()).prop_map(
+                |(from, key, succession, quiesced)| {
+                    NodeMessage::Cluster(
+                        NodeId(from),
+                        ClusterMessage::Propose {
+                            key,
+                            succession,
+                            quiesced,
+                        },
+                    )
+                }
+            ),
             (any::<u64>(), any::<u64>()).prop_map(|(from, key)| NodeMessage::Cluster(
                 NodeId(from),
                 ClusterMessage::Accept { key }
             )),
-            (any::<u64>(), any::<u64>(), nodes()).prop_map(|(from, key, succession)| {
-                NodeMessage::Cluster(NodeId(from), ClusterMessage::Commit { key, succession })
-            }),
+            (any::<u64>(), any::<u64>(), nodes(), nodes()).prop_map(
+                |(from, key, succession, quiesced)| {
+                    NodeMessage::Cluster(
+                        NodeId(from),
+                        ClusterMessage::Commit {
+                            key,
+                            succession,
+                            quiesced,
+                        },
+                    )
+                }
+            ),
         ]
     }
 

@@ -136,6 +136,18 @@ impl ClusterShell {
         }
     }
 
+    /// Announces in this node's pulses whether it is handing its data over before it leaves;
+    /// the principal then commits a view that names it quiesced (it goes last in every
+    /// partition's order, so its partitions move to the others while it still serves them).
+    pub fn set_quiescing(&self, on: bool) {
+        self.protocols.lock().hb.set_quiescing(on);
+    }
+
+    /// Whether this node announces that it is quiescing.
+    pub fn is_quiescing(&self) -> bool {
+        self.protocols.lock().hb.quiescing()
+    }
+
     /// True once the node started leaving the cluster.
     pub fn is_leaving(&self) -> bool {
         self.leaving.load(Relaxed)

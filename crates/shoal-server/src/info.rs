@@ -115,9 +115,10 @@ fn answer(state: &NodeState, line: &str, local: Option<SocketAddr>) -> String {
         "cluster-key" => cluster_key(state),
         "tip" => tip(state, &cmd),
         "quiesce" => match (state.arc(), tokio::runtime::Handle::try_current()) {
-            (Some(st), Ok(rt)) if !state.cluster.is_leaving() => {
-                // The same hand-over as SIGTERM, without stopping: the node leaves the
-                // cluster and forwards requests to it until `quiesce-undo`.
+            (Some(st), Ok(rt)) if !state.cluster.is_leaving() && !state.cluster.is_quiescing() => {
+                // The same hand-over as SIGTERM, without stopping: the node hands its
+                // partitions over, leaves the cluster and forwards requests to it until
+                // `quiesce-undo`.
                 rt.spawn(async move { crate::ownership::leave(&st).await });
                 "ok".to_string()
             }
@@ -132,6 +133,7 @@ fn answer(state: &NodeState, line: &str, local: Option<SocketAddr>) -> String {
             }
         }
         "quiesce-undo" => {
+            state.cluster.set_quiescing(false);
             crate::ownership::stop_forwarding(state);
             state.cluster.clear_leaving();
             "ok".to_string()

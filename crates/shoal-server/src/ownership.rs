@@ -49,6 +49,9 @@ pub struct Routes {
     pub replicas: usize,
     /// Per partition: the working master then the other owners (what `replicas` shows).
     pub columns: Vec<Vec<NodeId>>,
+    /// Per partition: every node a write must reach (the working master and every owner;
+    /// one more than `columns` while a migration to a new owner is under way).
+    pub copies: Vec<Vec<NodeId>>,
     /// Partitions this node holds complete.
     pub complete: Bitmap,
     pub settled: bool,
@@ -63,6 +66,7 @@ impl Routes {
             alone: true,
             replicas: 1,
             columns: vec![vec![me]; PARTITIONS],
+            copies: vec![vec![me]; PARTITIONS],
             complete: Bitmap::full(),
             settled: true,
             rx_remaining: 0,
@@ -97,6 +101,12 @@ impl NsOwnership {
     /// The current routes (cheap: one read lock and a reference count).
     pub fn routes(&self) -> Arc<Routes> {
         self.routes.read().clone()
+    }
+
+    /// True once a view naming this node quiesced is planned and carried out: every
+    /// partition's owners (the other nodes, when there are enough) hold it complete.
+    fn handed_over(&self) -> bool {
+        self.parts.lock().handed_over()
     }
 }
 
@@ -192,6 +202,7 @@ fn rebuild_routes(me: NodeId, p: &Partitions) -> Routes {
         };
     }
     let columns: Vec<Vec<NodeId>> = (0..PARTITIONS as u16).map(|pid| p.columns(pid)).collect();
+    let copies: Vec<Vec<NodeId>> = (0..PARTITIONS as u16).map(|pid| p.copies(pid)).collect();
     let mut complete = Bitmap::default();
     for pid in 0..PARTITIONS as u16 {
         complete.set(pid, p.is_complete(pid));
@@ -202,6 +213,7 @@ fn rebuild_routes(me: NodeId, p: &Partitions) -> Routes {
         alone: false,
         replicas: p.table().replication_factor(),
         columns,
+        copies,
         complete,
         settled: p.settled(),
         rx_remaining: rx,
@@ -428,7 +440,7 @@ fn begin(state: &Arc<NodeState>, view: &ClusterView) {
         }
         let fx = {
             let mut p = state.ownership.namespaces[idx].parts.lock();
-            p.begin(view.key, &members, holds).1
+            p.begin(view.key, &members, &view.quiesced, holds).1
         };
         step(state, idx, fx);
     }
@@ -868,24 +880,63 @@ pub async fn handle_fabric(
     }
 }
 
-/// Longest a SIGTERM hand-over may take before the node stops anyway.
+/// Longest a leaving node waits for its partitions to move to the others (the quiesced view
+/// planned and every migration finished) before it leaves anyway. With replication-factor 1
+/// whatever has not moved by then is gone with the node (the log says so).
+const HANDOVER_MAX: Duration = Duration::from_secs(20);
+/// Longest the others may take to form a cluster without this node once it stops
+/// heartbeating, before it stops anyway.
 const LEAVE_MAX: Duration = Duration::from_secs(20);
 /// How long a leaving node keeps forwarding requests after the others took over, so clients
 /// (which refresh their partition maps every second) move to the new owners first.
 const LEAVE_GRACE: Duration = Duration::from_millis(2500);
 
-/// Leaves the cluster cleanly (SIGTERM): stops heartbeating so the others form a cluster
-/// without this node, then forwards every request to that cluster's masters for a grace
-/// period while clients refresh their maps. With replication-factor 2 or more the others
-/// hold a complete copy of everything this node had (every write was replicated before it
-/// was acknowledged), so nothing needs to be copied away first. Returns at once when this
-/// node is alone.
+/// Leaves the cluster cleanly (SIGTERM, `quiesce`), in two steps. First the hand-over: the
+/// node announces that it is quiescing, the principal commits a view that puts it last in
+/// every partition's order, and the node stays a member, serving, while its partitions
+/// migrate to the others, until every owner holds every partition complete. Only this keeps
+/// the data of a namespace with replication-factor 1, and it keeps RF copies of everything
+/// throughout with more. Then it stops heartbeating so the others form a cluster without it
+/// (nothing moves any more) and forwards every request to that cluster's masters for a grace
+/// period while clients refresh their maps. Returns at once when this node is alone, and
+/// early when `quiesce-undo` cancels the hand-over.
 pub async fn leave(state: &Arc<NodeState>) {
     if state.cluster.peers().is_empty() {
         return;
     }
     let me = state.node_id;
-    info!(target: "shoal::node", "leaving the cluster: the other members take over this node's partitions");
+    info!(target: "shoal::node", "quiescing: handing this node's partitions to the other members");
+    state.cluster.set_quiescing(true);
+    let started = std::time::Instant::now();
+    let mut last_log = started;
+    loop {
+        if !state.cluster.is_quiescing() {
+            info!(target: "shoal::node", "quiesce cancelled");
+            return;
+        }
+        if state.cluster.peers().is_empty() {
+            info!(target: "shoal::node", "the other members left; stopping");
+            return;
+        }
+        if state.ownership.namespaces.iter().all(|n| n.handed_over()) {
+            info!(target: "shoal::node", after_ms = started.elapsed().as_millis() as u64,
+                "every partition is with the other members");
+            break;
+        }
+        if started.elapsed() > HANDOVER_MAX {
+            let (rx, tx) = state.ownership.migrations_remaining();
+            warn!(target: "shoal::node", immigrations = rx, emigrations = tx,
+                "the hand-over did not finish in time; leaving anyway (with replication-factor 1, records not yet sent are lost)");
+            break;
+        }
+        if last_log.elapsed() > Duration::from_secs(2) {
+            last_log = std::time::Instant::now();
+            let (rx, tx) = state.ownership.migrations_remaining();
+            info!(target: "shoal::node", immigrations = rx, emigrations = tx, "quiescing: partitions still moving");
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    info!(target: "shoal::node", "leaving the cluster");
     state.cluster.set_leaving();
     let started = std::time::Instant::now();
     let view = loop {
@@ -976,7 +1027,7 @@ pub async fn replicate(
     let pid = digest.partition();
     let me = state.ownership.me;
     let targets: Vec<NodeId> = routes
-        .columns
+        .copies
         .get(pid.index())
         .map(|c| c.iter().copied().filter(|n| *n != me).collect())
         .unwrap_or_default();

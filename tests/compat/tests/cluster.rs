@@ -178,18 +178,50 @@ fn a_cluster_routes_replicates_and_loses_nothing_acknowledged_across_kill_rejoin
 
 #[test]
 fn sigterm_hands_a_node_over_with_no_client_errors() {
+    sigterm_under_load(2);
+}
+
+/// With replication-factor 1 a node's records exist nowhere else: SIGTERM must move every
+/// partition it owns to the others before it goes (it used to stop heartbeating first and
+/// take them with it).
+#[test]
+fn sigterm_with_replication_factor_1_keeps_every_record() {
+    sigterm_under_load(1);
+}
+
+/// Three nodes with `rf` copies; a writer and reader run while the third node gets SIGTERM.
+/// No client error, nothing acknowledged lost, exactly `rf` copies of everything afterwards.
+fn sigterm_under_load(rf: u8) {
     let hb: Vec<u16> = (0..3).map(|_| free_port().expect("port")).collect();
-    let n1 = spawn(hb[0], None);
-    let n2 = spawn(hb[1], Some(hb[0]));
-    let mut n3 = spawn(hb[2], Some(hb[0]));
+    let ns = format!("{NS},replication-factor={rf}");
+    let member = |i: usize| {
+        let port = hb[i].to_string();
+        let seed = format!("127.0.0.1:{}", hb[0]);
+        let mut args = vec![
+            "--heartbeat-port",
+            port.as_str(),
+            "--log-level",
+            "warn",
+            "--namespace",
+            ns.as_str(),
+        ];
+        if i > 0 {
+            args.extend(["--seed", seed.as_str()]);
+        }
+        ProcessServer::spawn(&args).expect("shoald starts")
+    };
+    let n1 = member(0);
+    let n2 = member(1);
+    let mut n3 = member(2);
     wait_stable(
         &[n1.port(), n2.port(), n3.port()],
         3,
         Duration::from_secs(30),
     );
+    let survivors = [n1.port(), n2.port()];
     run(async {
         let client = connect(n1.port(), 3).await;
-        for i in 0..1000 {
+        for i in 0..3000 {
             assert!(put(&client, i).await);
         }
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -198,7 +230,7 @@ fn sigterm_hands_a_node_over_with_no_client_errors() {
             let stop = stop.clone();
             tokio::spawn(async move {
                 let (mut ok, mut errors) = (Vec::new(), Vec::new());
-                let mut i = 1000i64;
+                let mut i = 3000i64;
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                     let key = as_key!(NS, SET, i);
                     match client
@@ -208,12 +240,12 @@ fn sigterm_hands_a_node_over_with_no_client_errors() {
                         Ok(()) => ok.push(i),
                         Err(e) => errors.push(format!("write {i}: {e}")),
                     }
-                    let read_key = as_key!(NS, SET, i % 1000);
+                    let read_key = as_key!(NS, SET, i % 3000);
                     if let Err(e) = client
                         .get(&ReadPolicy::default(), &read_key, Bins::All)
                         .await
                     {
-                        errors.push(format!("read {}: {e}", i % 1000));
+                        errors.push(format!("read {}: {e}", i % 3000));
                     }
                     i += 1;
                     tokio::time::sleep(Duration::from_millis(2)).await;
@@ -224,28 +256,42 @@ fn sigterm_hands_a_node_over_with_no_client_errors() {
         tokio::time::sleep(Duration::from_millis(500)).await;
         let t = Instant::now();
         let status = tokio::task::spawn_blocking(move || {
-            let s = n3.terminate(Duration::from_secs(30));
+            let s = n3.terminate(Duration::from_secs(60));
             (s, n3)
         })
         .await
         .expect("terminate");
         let (status, _n3) = status;
         assert!(status.expect("exits").success(), "clean exit on SIGTERM");
-        eprintln!("FIGURE SIGTERM hand-over took {:?}", t.elapsed());
+        eprintln!("FIGURE SIGTERM hand-over (RF {rf}) took {:?}", t.elapsed());
         tokio::time::sleep(Duration::from_millis(500)).await;
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         let (ok, errors) = load.await.expect("load");
         eprintln!(
-            "FIGURE client errors during SIGTERM: {} ({} writes acknowledged)",
+            "FIGURE client errors during SIGTERM (RF {rf}): {} ({} writes acknowledged)",
             errors.len(),
             ok.len()
         );
         assert!(errors.is_empty(), "client errors: {errors:?}");
         assert!(ok.len() > 100, "the load ran: {}", ok.len());
-        let mut all: Vec<i64> = (0..1000).collect();
+        let mut all: Vec<i64> = (0..3000).collect();
         all.extend(&ok);
         let lost = missing(&client, &all).await;
-        assert!(lost.is_empty(), "lost after SIGTERM: {lost:?}");
+        assert!(
+            lost.is_empty(),
+            "lost after SIGTERM (RF {rf}): {} keys, e.g. {:?}",
+            lost.len(),
+            &lost[..lost.len().min(10)]
+        );
+        tokio::task::spawn_blocking(move || wait_stable(&survivors, 2, Duration::from_secs(30)))
+            .await
+            .expect("wait");
+        let objects: u64 = survivors.iter().map(|p| ns_stat(*p, "objects")).sum();
+        assert_eq!(
+            objects,
+            u64::from(rf) * all.len() as u64,
+            "{rf} copies of every record on the two others"
+        );
     });
 }
 
