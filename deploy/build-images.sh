@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the container images from this checkout alone (no registry, no base image):
-#   shoal:dev          shoald + the shoal tool + shoal-probe, FROM scratch   (deploy/Dockerfile)
+#   shoal:dev          shoald + the shoal tool (also `shoal interlock`) + shoal-probe, FROM scratch
+#                      (deploy/Dockerfile)
 #   shoal-counter:dev  the counter demo + shoal-probe, FROM scratch          (examples/counter/Dockerfile)
 #
 # Release binaries are built on the host by cargo, stripped, and staged with exactly the shared

@@ -11,6 +11,7 @@ mod cluster;
 mod common;
 mod info;
 mod infoproto;
+mod interlock;
 mod restore;
 mod shell;
 mod status;
@@ -24,7 +25,7 @@ use std::process::ExitCode;
 #[command(
     name = "shoal",
     version,
-    about = "shoal operator tool: info, status, shell, backup/restore, cluster helpers, bench."
+    about = "shoal operator tool: info, status, shell, backup/restore, cluster helpers, interlock, bench."
 )]
 struct Cli {
     #[command(flatten)]
@@ -48,6 +49,10 @@ enum Command {
     /// Cluster management helpers: tip, tip-clear, quiesce, recluster.
     #[command(subcommand)]
     Cluster(cluster::ClusterCommand),
+    /// Docker-events discovery: joins containers labelled shoal.cluster=NAME into one cluster
+    /// (tip on start, tip-clear on die/stop), for setups without DNS discovery.
+    #[command(long_about = interlock::LONG_ABOUT)]
+    Interlock(interlock::InterlockArgs),
     /// Load generator: reads and updates over N keys, through the official Aerospike client
     /// (or a RESP client against Redis, to compare with the same method).
     Bench(bench::BenchArgs),
@@ -63,6 +68,7 @@ fn main() -> ExitCode {
         Command::Backup(args) => backup::main(&server, args),
         Command::Restore(args) => restore::main(&server, args),
         Command::Cluster(args) => cluster::main(&server, args),
+        Command::Interlock(args) => interlock::main(args),
         Command::Bench(mut args) => {
             args.server = server;
             bench::main(args)
@@ -98,5 +104,27 @@ mod tests {
         let cli = Cli::try_parse_from(["shoal", "--port", "4000", "cluster", "tip", "h", "3002"])
             .expect("parses");
         assert_eq!(cli.server.port, 4000);
+    }
+
+    #[test]
+    fn interlock_needs_a_cluster_and_takes_the_docker_address() {
+        let cli = Cli::try_parse_from([
+            "shoal",
+            "interlock",
+            "--cluster",
+            "c1",
+            "--docker-socket",
+            "/run/docker.sock",
+            "--network",
+            "backend",
+        ])
+        .expect("parses");
+        let Command::Interlock(args) = cli.command else {
+            panic!("not interlock: {:?}", cli.command);
+        };
+        assert_eq!(args.cluster, "c1");
+        assert_eq!(args.docker_socket, "/run/docker.sock");
+        assert_eq!(args.network.as_deref(), Some("backend"));
+        assert_eq!(args.start_timeout, 60);
     }
 }

@@ -216,9 +216,26 @@ fn shell_commands_run_from_a_script() {
 #[test]
 fn cluster_helpers_tip_quiesce_and_recluster() {
     let server = TestServer::start();
-    // tip and tip-clear reach the node's heartbeat.
-    assert!(ok(&shoal(&server, &["cluster", "tip", "127.0.0.1", "3002"])).contains("ok"));
+    // tip and tip-clear reach the node's heartbeat, and get-config shows what they did (the
+    // check `shoal interlock`'s docker test relies on). 127.0.0.2 is never this node itself,
+    // whose own address a tip ignores.
+    let seeds = |server: &TestServer| {
+        ok(&shoal(server, &["info", "get-config:context=network"]))
+            .matches("heartbeat.mesh-seed-address-port=127.0.0.2:3002")
+            .count()
+    };
+    assert_eq!(seeds(&server), 0);
+    assert!(ok(&shoal(&server, &["cluster", "tip", "127.0.0.2", "3002"])).contains("ok"));
+    assert_eq!(seeds(&server), 1);
+    assert!(ok(&shoal(&server, &["cluster", "tip-clear", "127.0.0.2:3002"])).contains("ok"));
+    assert_eq!(seeds(&server), 0);
+    assert!(ok(&shoal(&server, &["cluster", "tip", "127.0.0.2", "3002"])).contains("ok"));
     assert!(ok(&shoal(&server, &["cluster", "tip-clear"])).contains("ok"));
+    assert_eq!(
+        seeds(&server),
+        0,
+        "tip-clear all forgets what is not a live peer"
+    );
     // A lone node is its cluster's principal: recluster starts a new view; quiesce has no one
     // to hand over to and answers ok (tests/compat/tests/cluster.rs covers 3 nodes).
     for args in [&["cluster", "recluster"][..], &["cluster", "quiesce"]] {

@@ -173,6 +173,30 @@ impl Heartbeat {
         self.quiescing
     }
 
+    /// Replaces the heartbeat endpoint this node announces. The shell does this once, when a
+    /// node that could only announce a loopback fallback learns a routable address (from the
+    /// route to its first tip); peers know the node by its id, so nothing else changes.
+    pub fn set_endpoint(&mut self, endpoint: Endpoint) {
+        self.endpoint = endpoint;
+        // Never pulse ourselves at the new address.
+        self.known.remove(&endpoint);
+    }
+
+    /// This node's heartbeat endpoint as it announces it.
+    pub fn endpoint(&self) -> Endpoint {
+        self.endpoint
+    }
+
+    /// The endpoints pulsed forever: seeds and tipped endpoints, until `tip-clear` forgets
+    /// them (Aerospike lists these as `heartbeat.mesh-seed-address-port`).
+    pub fn pinned_endpoints(&self) -> Vec<Endpoint> {
+        self.known
+            .iter()
+            .filter(|(_, k)| k.pinned)
+            .map(|(e, _)| *e)
+            .collect()
+    }
+
     /// Sets this process's boot id (random per start).
     pub fn set_boot(&mut self, boot: u64) {
         self.boot = boot;
@@ -419,8 +443,44 @@ mod tests {
             1,
             "a seed is never forgotten; our own address is not a seed"
         );
+        assert_eq!(hb.pinned_endpoints(), vec![ep(2)]);
         hb.tip_clear(Some(ep(2)));
         let (sends, _) = hb.tick(2_000_000, &ClusterView::default());
         assert!(sends.is_empty());
+        assert!(hb.pinned_endpoints().is_empty());
+    }
+
+    #[test]
+    fn only_seeds_and_tips_are_pinned() {
+        let mut hb = Heartbeat::new(NodeId(1), ep(1), 0, HeartbeatConfig::default(), [ep(2)], 0);
+        // 3 is learned from 2's pulse: pulsed, but not pinned.
+        hb.receive(0, pulse(2, 2, &[(3, 3)]));
+        hb.tip(ep(4), 0);
+        assert_eq!(hb.pinned_endpoints(), vec![ep(2), ep(4)]);
+    }
+
+    #[test]
+    fn a_new_endpoint_is_announced_and_never_pulsed() {
+        // A node that announced a loopback fallback learns its routable address after it was
+        // already tipped that address (e.g. its own container's address came back in a list).
+        let mut hb = Heartbeat::new(NodeId(1), ep(1), 0, HeartbeatConfig::default(), [ep(9)], 0);
+        let mine = SocketAddr::from(([10, 0, 0, 1], 3002));
+        hb.tip(mine, 0);
+        hb.set_endpoint(mine);
+        assert_eq!(hb.endpoint(), mine);
+        let (sends, _) = hb.tick(0, &ClusterView::default());
+        assert_eq!(
+            sends.len(),
+            1,
+            "pulses go to the seed only, not to ourselves"
+        );
+        assert_eq!(sends[0].0, ep(9));
+        assert_eq!(
+            sends[0].1.endpoint, mine,
+            "the pulse announces the new endpoint"
+        );
+        // Tipping our own new address later is ignored too.
+        hb.tip(mine, 1);
+        assert_eq!(hb.pinned_endpoints(), vec![ep(9)]);
     }
 }

@@ -25,10 +25,6 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 
-/// A timer gap this long means the process did not run (paused, or starved): as long as the
-/// heartbeat timeout (150 ms x 10), after which the others may have gone on without this
-/// node. See `in_sync`.
-const SYNC_TICK_GAP_MAX_MS: u64 = 1_500;
 /// How long after our commit a member's pulse may still show the view it is leaving.
 const COMMIT_SETTLE_MS: u64 = 200;
 /// After a pause, how long departed members still count against `in_sync`.
@@ -47,6 +43,10 @@ const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 struct Protocols {
     hb: Heartbeat,
     cl: Clustering,
+    /// Set while the node announces the loopback fallback (listening on every interface with
+    /// no seed that routed at start, e.g. a container started without seeds and joined by
+    /// `tip`); the first tip or seed reached from a routable address replaces it.
+    provisional: Option<Provisional>,
 }
 
 /// The node's cluster state, shared with the info commands.
@@ -79,6 +79,20 @@ pub struct ClusterShell {
     /// `cluster-size-min`: below it this node forms no cluster and, hearing fewer members of
     /// its view than this (itself included), counts as out of sync (serves nothing).
     cluster_size_min: usize,
+    /// A timer gap this long means the process did not run (paused, or starved): the heartbeat
+    /// timeout (`heartbeat-interval` x `heartbeat-timeout`), after which the others may have
+    /// gone on without this node. See `in_sync`.
+    sync_gap_max_ms: u64,
+}
+
+/// What a node announcing the loopback fallback needs to announce a routable address instead.
+#[derive(Debug, Clone, Copy)]
+struct Provisional {
+    heartbeat_port: u16,
+    fabric_port: u16,
+    service_port: u16,
+    /// The configured access address, which stays the client address.
+    access: Option<IpAddr>,
 }
 
 /// What clients and other nodes need to know of a member.
@@ -108,7 +122,7 @@ impl ClusterShell {
     pub fn in_sync(&self) -> bool {
         let now = self.now_ms();
         self.in_sync.load(Relaxed)
-            && now.saturating_sub(self.last_tick_ms.load(Relaxed)) < SYNC_TICK_GAP_MAX_MS
+            && now.saturating_sub(self.last_tick_ms.load(Relaxed)) < self.sync_gap_max_ms
     }
 
     /// True once after the timer found the process had been paused.
@@ -218,15 +232,45 @@ impl ClusterShell {
         self.protocols.lock().hb.adjacency().len()
     }
 
-    /// Adds a heartbeat endpoint (`tip`).
+    /// Adds a heartbeat endpoint (`tip`, and every resolved seed). A node still announcing
+    /// the loopback fallback first takes the address it reaches `endpoint` from as its own,
+    /// as it would have from a seed at start: otherwise its pulses would tell peers to reach
+    /// it at 127.0.0.1, which is each peer itself.
     pub fn tip(&self, endpoint: Endpoint) {
         let now = self.now_ms();
-        self.protocols.lock().hb.tip(endpoint, now);
+        let mut p = self.protocols.lock();
+        if let Some(prov) = p.provisional {
+            if let Some(ip) = route_source(endpoint).filter(|ip| !ip.is_loopback()) {
+                let own = SocketAddr::new(ip, prov.heartbeat_port);
+                let service = SocketAddr::new(prov.access.unwrap_or(ip), prov.service_port);
+                let fabric = SocketAddr::new(ip, prov.fabric_port);
+                p.hb.set_endpoint(own);
+                p.hb.set_addresses(service, fabric);
+                p.provisional = None;
+                self.peers_generation.fetch_add(1, Relaxed);
+                info!(target: "shoal::cluster", endpoint = %own, %service, %fabric, via = %endpoint,
+                    "announcing the address the first tip is reached from (instead of the loopback fallback)");
+            }
+        }
+        p.hb.tip(endpoint, now);
+    }
+
+    /// The seeds and tipped endpoints this node pulses until `tip-clear` (get-config's
+    /// `heartbeat.mesh-seed-address-port`).
+    pub fn pinned_endpoints(&self) -> Vec<Endpoint> {
+        self.protocols.lock().hb.pinned_endpoints()
     }
 
     /// Forgets an endpoint, or every endpoint that is not a live peer (`tip-clear`).
     pub fn tip_clear(&self, endpoint: Option<Endpoint>) {
         self.protocols.lock().hb.tip_clear(endpoint);
+        if let Some(e) = endpoint {
+            // Close the connection to it too: a departed container never answers, and a new
+            // node that later gets its address must be reached by a fresh connection rather
+            // than by writes into the dead one (docs/containers.md, "a new node on a departed
+            // node's IP address joins late"). Dropping the sender ends its task.
+            self.outbound.lock().remove(&e);
+        }
     }
 
     /// `recluster`: the principal proposes a new view (fresh key, new exchange) at its next
@@ -276,8 +320,8 @@ pub async fn bind(
     let local = listener.local_addr()?;
     let endpoint = advertised_endpoint(config.address, local.port(), &config.seeds).await;
     let fabric = SocketAddr::new(endpoint.ip(), fabric_port);
-    let service_ip = match &config.access_address {
-        Some(a) => match a.parse::<IpAddr>() {
+    let access = match &config.access_address {
+        Some(a) => Some(match a.parse::<IpAddr>() {
             Ok(ip) => ip,
             Err(_) => tokio::net::lookup_host((a.as_str(), service_port))
                 .await
@@ -285,14 +329,27 @@ pub async fn bind(
                 .and_then(|mut it| it.next())
                 .map(|s| s.ip())
                 .ok_or_else(|| anyhow::anyhow!("access-address {a:?} does not resolve"))?,
-        },
-        None => endpoint.ip(),
+        }),
+        None => None,
     };
-    let service = SocketAddr::new(service_ip, service_port);
+    let service = SocketAddr::new(access.unwrap_or(endpoint.ip()), service_port);
+    // Listening everywhere and announcing loopback: no seed routed (none given, or none
+    // resolved yet). The first tip or seed that routes fixes it (`ClusterShell::tip`).
+    let provisional =
+        (config.address.is_unspecified() && endpoint.ip().is_loopback()).then_some(Provisional {
+            heartbeat_port: endpoint.port(),
+            fabric_port,
+            service_port,
+            access,
+        });
     let hb_config = HeartbeatConfig {
         cluster_name: config.cluster_name.clone().unwrap_or_default(),
-        ..HeartbeatConfig::default()
+        interval_ms: config.heartbeat_interval_ms,
+        timeout_intervals: config.heartbeat_timeout_intervals,
+        // Departed peers' learned endpoints are forgotten after ten heartbeat timeouts.
+        forget_after_ms: 10 * config.heartbeat_interval_ms * config.heartbeat_timeout_intervals,
     };
+    let sync_gap_max_ms = hb_config.node_timeout_ms();
     let mut hb = Heartbeat::new(me, endpoint, config.rack_id, hb_config, [], 0);
     hb.set_addresses(service, fabric);
     hb.set_boot(crate::random::random_u64(u64::from(service_port)));
@@ -307,6 +364,7 @@ pub async fn bind(
                     ..ClusteringConfig::default()
                 },
             ),
+            provisional,
         }),
         view: Mutex::new(ClusterView::default()),
         outbound: Mutex::new(HashMap::new()),
@@ -323,12 +381,13 @@ pub async fn bind(
         peers_generation: AtomicU64::new(1),
         rack: config.rack_id,
         cluster_size_min: config.cluster_size_min,
+        sync_gap_max_ms,
     });
     // Form this node's own cluster right away, so `statistics` and `cluster-stable` answer from
     // the first request; peers merge into it as the heartbeat finds them.
     let step = {
         let mut p = shell.protocols.lock();
-        let Protocols { hb, cl } = &mut *p;
+        let Protocols { hb, cl, .. } = &mut *p;
         cl.tick(0, hb, random_key(0))
     };
     if let Some(v) = step.committed {
@@ -346,22 +405,25 @@ async fn advertised_endpoint(address: IpAddr, port: u16, seeds: &[String]) -> En
     }
     for seed in seeds {
         for target in resolve_seed(seed).await {
-            let bind: SocketAddr = if target.is_ipv4() {
-                SocketAddr::from(([0, 0, 0, 0], 0))
-            } else {
-                SocketAddr::from(([0u16; 8], 0))
-            };
-            // A UDP "connect" sends nothing; it only asks the kernel for a route.
-            if let Ok(sock) = std::net::UdpSocket::bind(bind) {
-                if sock.connect(target).is_ok() {
-                    if let Ok(local) = sock.local_addr() {
-                        return SocketAddr::new(local.ip(), port);
-                    }
-                }
+            if let Some(ip) = route_source(target) {
+                return SocketAddr::new(ip, port);
             }
         }
     }
     SocketAddr::new(IpAddr::from([127, 0, 0, 1]), port)
+}
+
+/// The local address the kernel would send from to reach `target`.
+fn route_source(target: SocketAddr) -> Option<IpAddr> {
+    let bind: SocketAddr = if target.is_ipv4() {
+        SocketAddr::from(([0, 0, 0, 0], 0))
+    } else {
+        SocketAddr::from(([0u16; 8], 0))
+    };
+    // A UDP "connect" sends nothing; it only asks the kernel for a route.
+    let sock = std::net::UdpSocket::bind(bind).ok()?;
+    sock.connect(target).ok()?;
+    sock.local_addr().ok().map(|local| local.ip())
 }
 
 /// Resolves `host:port` or `dns:name[:port]` (default port 3002) to every address.
@@ -438,7 +500,7 @@ pub async fn run(
         salt = salt.wrapping_add(1);
         let now = shell.now_ms();
         let last = shell.last_tick_ms.swap(now, Relaxed);
-        if last != 0 && now.saturating_sub(last) >= SYNC_TICK_GAP_MAX_MS {
+        if last != 0 && now.saturating_sub(last) >= shell.sync_gap_max_ms {
             warn!(target: "shoal::cluster", gap_ms = now - last,
                 "the node did not run for a while (paused?); serving nothing until its cluster confirms it");
             shell.resumed_at_ms.store(now, Relaxed);
@@ -501,7 +563,7 @@ pub async fn run(
                 frames.push((endpoint, buf));
             }
             let step = {
-                let Protocols { hb, cl } = &mut *p;
+                let Protocols { hb, cl, .. } = &mut *p;
                 cl.tick(now, hb, random_key(salt))
             };
             for (to, msg) in step.sends {
@@ -619,7 +681,7 @@ fn handle_frame(shell: &Arc<ClusterShell>, frame: &[u8]) {
             }
             NodeMessage::Cluster(from, msg) => {
                 let step = {
-                    let Protocols { hb, cl } = &mut *p;
+                    let Protocols { hb, cl, .. } = &mut *p;
                     cl.receive(from, msg, hb)
                 };
                 for (to, m) in step.sends {

@@ -132,6 +132,10 @@ pub struct Config {
     /// included) keeps its last committed view instead of forming a smaller cluster; see
     /// docs/design/cluster.md ("Partitions and cluster-size-min").
     pub cluster_size_min: usize,
+    /// Milliseconds between heartbeat pulses.
+    pub heartbeat_interval_ms: u64,
+    /// Missed pulse intervals after which a peer has departed.
+    pub heartbeat_timeout_intervals: u64,
     pub namespaces: Vec<NamespaceConfig>,
 }
 
@@ -155,6 +159,8 @@ impl Default for Config {
             rack_id: 0,
             migrate_threads: 2,
             cluster_size_min: 1,
+            heartbeat_interval_ms: 150,
+            heartbeat_timeout_intervals: 10,
             namespaces: vec![NamespaceConfig::default_named("test")],
         }
     }
@@ -256,6 +262,16 @@ pub struct Flags {
     /// the sides merge) [default: 1].
     #[arg(long, env = "SHOAL_CLUSTER_SIZE_MIN")]
     pub cluster_size_min: Option<usize>,
+    /// Milliseconds between heartbeat pulses (Aerospike `heartbeat.interval`), 50..=5000
+    /// [default: 150].
+    #[arg(long, env = "SHOAL_HEARTBEAT_INTERVAL")]
+    pub heartbeat_interval: Option<u64>,
+    /// Missed pulse intervals after which a silent node has departed and the others take over
+    /// its partitions (Aerospike `heartbeat.timeout`), 3..=100 [default: 10]. Interval x
+    /// timeout is the detection time: 1.5 s by default; on one host or a fast network
+    /// 100 ms x 10 is safe.
+    #[arg(long, env = "SHOAL_HEARTBEAT_TIMEOUT")]
+    pub heartbeat_timeout: Option<u64>,
     #[arg(long = "namespace", env = "SHOAL_NAMESPACE", value_delimiter = ';', help = NAMESPACE_HELP)]
     pub namespaces: Vec<String>,
 }
@@ -282,6 +298,8 @@ struct FileConfig {
     rack_id: Option<u32>,
     migrate_threads: Option<usize>,
     cluster_size_min: Option<usize>,
+    heartbeat_interval: Option<u64>,
+    heartbeat_timeout: Option<u64>,
     #[serde(default)]
     namespace: Vec<toml::Table>,
 }
@@ -385,6 +403,14 @@ impl Config {
                 .cluster_size_min
                 .or(file.cluster_size_min)
                 .unwrap_or(d.cluster_size_min),
+            heartbeat_interval_ms: flags
+                .heartbeat_interval
+                .or(file.heartbeat_interval)
+                .unwrap_or(d.heartbeat_interval_ms),
+            heartbeat_timeout_intervals: flags
+                .heartbeat_timeout
+                .or(file.heartbeat_timeout)
+                .unwrap_or(d.heartbeat_timeout_intervals),
             namespaces,
         };
         config.validate()?;
@@ -411,6 +437,12 @@ impl Config {
         }
         if self.client_idle_timeout_s == 0 {
             bail!("client-idle-timeout: must be at least 1 second");
+        }
+        if !(50..=5000).contains(&self.heartbeat_interval_ms) {
+            bail!("heartbeat-interval: must be 50..=5000 milliseconds");
+        }
+        if !(3..=100).contains(&self.heartbeat_timeout_intervals) {
+            bail!("heartbeat-timeout: must be 3..=100 intervals");
         }
         if self.cluster_size_min == 0 || self.cluster_size_min > shoal_cluster::wire::NODES_MAX {
             bail!(
@@ -682,6 +714,25 @@ mod tests {
         assert_eq!(c.namespaces[0].default_ttl_s, 86_400);
         assert!(Config::from_flags(flags(&["--namespace", "bar,colour=red"])).is_err());
         assert!(Config::from_flags(flags(&["--namespace", "bar,memory-size=lots"])).is_err());
+    }
+
+    #[test]
+    fn heartbeat_timing_comes_from_file_and_flag_and_is_bounded() {
+        let d = Config::from_flags(flags(&[])).expect("cfg");
+        assert_eq!(
+            (d.heartbeat_interval_ms, d.heartbeat_timeout_intervals),
+            (150, 10)
+        );
+        let c =
+            Config::from_toml("heartbeat-interval = 100\nheartbeat-timeout = 8\n").expect("cfg");
+        assert_eq!(
+            (c.heartbeat_interval_ms, c.heartbeat_timeout_intervals),
+            (100, 8)
+        );
+        let c = Config::from_flags(flags(&["--heartbeat-interval", "75"])).expect("cfg");
+        assert_eq!(c.heartbeat_interval_ms, 75);
+        assert!(Config::from_flags(flags(&["--heartbeat-interval", "10"])).is_err());
+        assert!(Config::from_flags(flags(&["--heartbeat-timeout", "1"])).is_err());
     }
 
     #[test]

@@ -806,12 +806,22 @@ fn get_config(state: &NodeState, cmd: &Command<'_>) -> String {
         }
         "network" => {
             let c = &state.config;
-            let pairs = [
+            let mut pairs = vec![
                 ("service.address", c.address.to_string()),
                 ("service.port", c.service_port.to_string()),
                 ("fabric.port", c.fabric_port.to_string()),
                 ("heartbeat.port", c.heartbeat_port.to_string()),
+                ("heartbeat.interval", c.heartbeat_interval_ms.to_string()),
+                (
+                    "heartbeat.timeout",
+                    c.heartbeat_timeout_intervals.to_string(),
+                ),
             ];
+            // Seeds and tipped endpoints, one pair each as Aerospike lists its mesh seeds:
+            // what `tip` added and `tip-clear` removed is visible here.
+            for e in state.cluster.pinned_endpoints() {
+                pairs.push(("heartbeat.mesh-seed-address-port", host_port(e)));
+            }
             join_pairs(pairs.iter().map(|(k, v)| (*k, v.as_str())))
         }
         "namespace" => {
