@@ -142,7 +142,7 @@ pub fn render(state: &NodeState) -> String {
             &mut o,
             "shoal_replication_failures_total",
             "counter",
-            "Writes applied here that some other owner did not confirm (answered as a timeout).",
+            "Writes applied here that some other owner did not confirm (commit level all: answered as a timeout).",
         );
         for own in &state.ownership.namespaces {
             let _ = writeln!(
@@ -150,6 +150,20 @@ pub fn render(state: &NodeState) -> String {
                 "shoal_replication_failures_total{{namespace=\"{}\"}} {}",
                 own.ns.name,
                 own.replication_failures.load(Relaxed)
+            );
+        }
+        header(
+            &mut o,
+            "shoal_replication_deferred_failures_total",
+            "counter",
+            "Of those, writes with commit level master (already acknowledged; the copy catches up at the next write or migration).",
+        );
+        for own in &state.ownership.namespaces {
+            let _ = writeln!(
+                o,
+                "shoal_replication_deferred_failures_total{{namespace=\"{}\"}} {}",
+                own.ns.name,
+                own.replication_deferred_failures.load(Relaxed)
             );
         }
     }

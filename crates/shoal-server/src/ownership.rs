@@ -28,6 +28,8 @@ use tracing::{debug, info, warn};
 
 /// Deadline of one replication request.
 const REPLICATE_TIMEOUT: Duration = Duration::from_millis(1500);
+/// How long a commit-level-master write's background replication keeps retrying.
+const DEFERRED_REPLICATION_MAX: Duration = Duration::from_secs(10);
 /// Deadline of exchange, notices and migration requests.
 const CONTROL_TIMEOUT: Duration = Duration::from_secs(5);
 /// Versions offered per request in a migration.
@@ -92,6 +94,8 @@ pub struct NsOwnership {
     pub migrate_partitions_sent: AtomicU64,
     pub migrate_partitions_received: AtomicU64,
     pub replication_failures: AtomicU64,
+    /// Background replications (commit level master) that some owner did not confirm.
+    pub replication_deferred_failures: AtomicU64,
     pub proxied_requests: AtomicU64,
     /// The members that confirmed receiving this node's report for a key.
     acked: Mutex<(u64, BTreeSet<NodeId>)>,
@@ -144,6 +148,7 @@ impl Ownership {
                     migrate_partitions_sent: AtomicU64::new(0),
                     migrate_partitions_received: AtomicU64::new(0),
                     replication_failures: AtomicU64::new(0),
+                    replication_deferred_failures: AtomicU64::new(0),
                     proxied_requests: AtomicU64::new(0),
                     acked: Mutex::new((0, BTreeSet::new())),
                 })
@@ -1013,6 +1018,40 @@ pub fn broadcast_truncate(state: &Arc<NodeState>, ns: &str, set: Option<&str>, l
             warn!(target: "shoal::truncate", node = %peer.node, "a member did not confirm a truncation");
         });
     }
+}
+
+/// Commit level master (the client's write policy, info3 `COMMIT_MASTER`): the write was
+/// applied here and the client is answered at once; the other owners get the record's state
+/// in the background, retried for up to `DEFERRED_REPLICATION_MAX` while the partition map
+/// stays the same (a new map reconciles the copies by migration). A copy that still misses it
+/// catches up at the next write of the record or the next migration; until then the write
+/// exists on this node only, which is what the client asked for. Reordered or repeated
+/// background replications are harmless: each carries the record's whole current state and a
+/// replica keeps the newest.
+pub fn replicate_in_background(
+    state: &Arc<NodeState>,
+    ns: &str,
+    routes: Arc<Routes>,
+    digest: Digest,
+) {
+    let state = state.clone();
+    let ns = ns.to_string();
+    tokio::spawn(async move {
+        let Some(own) = state.ownership.of(&ns) else {
+            return;
+        };
+        let started = tokio::time::Instant::now();
+        loop {
+            if replicate(&state, own, &routes, &digest).await.is_ok() {
+                return;
+            }
+            if started.elapsed() > DEFERRED_REPLICATION_MAX || own.routes().key != routes.key {
+                own.replication_deferred_failures.fetch_add(1, Relaxed);
+                return;
+            }
+            tokio::time::sleep(RETRY_PERIOD).await;
+        }
+    });
 }
 
 /// After a successful local write of `digest`, sends the record's current state to the other

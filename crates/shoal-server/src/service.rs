@@ -176,7 +176,18 @@ async fn single(
                 kind = op_kind(req);
                 let code = execute(ns, req, out, 0);
                 out.close_frame();
-                if write && code == ResultCode::Ok && !routes.alone {
+                if write
+                    && code == ResultCode::Ok
+                    && !routes.alone
+                    && req.info3 & info3::COMMIT_MASTER != 0
+                {
+                    crate::ownership::replicate_in_background(
+                        state,
+                        &own.ns.name,
+                        routes.clone(),
+                        req.digest,
+                    );
+                } else if write && code == ResultCode::Ok && !routes.alone {
                     if let Err(code) =
                         crate::ownership::replicate(state, own, &routes, &req.digest).await
                     {
@@ -393,7 +404,14 @@ async fn batch<W: AsyncWrite + Unpin>(
                 };
                 if local && write && code == ResultCode::Ok {
                     if let Some((own, routes)) = cached.as_ref().filter(|(_, r)| !r.alone) {
-                        if let Err(c) =
+                        if req.info3 & info3::COMMIT_MASTER != 0 {
+                            crate::ownership::replicate_in_background(
+                                state,
+                                &own.ns.name,
+                                routes.clone(),
+                                req.digest,
+                            );
+                        } else if let Err(c) =
                             crate::ownership::replicate(state, own, routes, &req.digest).await
                         {
                             code = c;

@@ -441,3 +441,99 @@ fn quiesce_moves_a_node_out_quiesce_undo_brings_it_back_and_recluster_renews_the
         assert!(missing(&client, &keys).await.is_empty());
     });
 }
+
+/// Commit level master: the master answers once it has applied a write, and the replica gets
+/// it in the background. With the replica stopped (SIGSTOP, well inside a 15 s heartbeat
+/// timeout, so the cluster does not change), a commit-master write to a partition the running
+/// node masters succeeds at once, while the same write with commit level all is answered with
+/// a timeout; after SIGCONT the background replication delivers and every copy agrees.
+#[test]
+fn commit_level_master_answers_before_the_replica_has_the_write() {
+    use aerospike::{CommitLevel, ResultCode};
+    use shoal_testkit::replicas::{checksums_at, compare, Role};
+    let hb: Vec<u16> = (0..2).map(|_| free_port().expect("port")).collect();
+    let member = |i: usize| {
+        let port = hb[i].to_string();
+        let seed = format!("127.0.0.1:{}", hb[0]);
+        let mut args = vec![
+            "--heartbeat-port",
+            port.as_str(),
+            "--heartbeat-timeout",
+            "100",
+            "--log-level",
+            "warn",
+        ];
+        if i > 0 {
+            args.extend(["--seed", seed.as_str()]);
+        }
+        ProcessServer::spawn(&args).expect("shoald starts")
+    };
+    let n1 = member(0);
+    let n2 = member(1);
+    let ports = [n1.port(), n2.port()];
+    wait_stable(&ports, 2, Duration::from_secs(30));
+    let at = |p: u16| std::net::SocketAddr::from(([127, 0, 0, 1], p));
+    let mastered_by_n1: std::collections::BTreeSet<usize> = checksums_at(at(n1.port()), NS)
+        .expect("checksums")
+        .into_iter()
+        .filter(|c| c.role == Role::Master)
+        .map(|c| usize::from(c.pid))
+        .collect();
+    assert!(!mastered_by_n1.is_empty());
+    let keys: Vec<i64> = (0..5000i64)
+        .filter(|i| mastered_by_n1.contains(&as_key!(NS, SET, *i).partition_id()))
+        .take(60)
+        .collect();
+    run(async {
+        let client = connect(n1.port(), 2).await;
+        signal(n2.pid(), "-STOP");
+        let mut master = WritePolicy::default();
+        master.commit_level = CommitLevel::CommitMaster;
+        master.base_policy.max_retries = 0;
+        master.base_policy.total_timeout = 5000;
+        let mut all = master.clone();
+        all.commit_level = CommitLevel::CommitAll;
+        let t = Instant::now();
+        for &i in &keys {
+            client
+                .put(&master, &as_key!(NS, SET, i), &[as_bin!("v", i)])
+                .await
+                .unwrap_or_else(|e| {
+                    panic!("commit-master write {i} with the replica stopped: {e}")
+                });
+        }
+        eprintln!(
+            "FIGURE {} commit-master writes with the replica stopped: {:?}",
+            keys.len(),
+            t.elapsed()
+        );
+        for &i in keys.iter().take(3) {
+            let err = client
+                .put(&all, &as_key!(NS, SET, i), &[as_bin!("v", -i)])
+                .await
+                .expect_err("a commit-all write cannot be confirmed by a stopped replica");
+            assert_eq!(common::server_code(&err), ResultCode::Timeout, "{err}");
+        }
+        signal(n2.pid(), "-CONT");
+        // The background replications retry for 10 s: the copies converge.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let nodes: Vec<(String, Vec<_>)> = ports
+                .iter()
+                .map(|p| (p.to_string(), checksums_at(at(*p), NS).unwrap_or_default()))
+                .collect();
+            let agreement = compare(&nodes, Some(2));
+            if agreement.problems.is_empty() {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "copies still disagree: {}",
+                agreement.problems[0]
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let objects: Vec<u64> = ports.iter().map(|p| ns_stat(*p, "objects")).collect();
+        assert_eq!(objects[0], objects[1], "both copies hold every record");
+    });
+}
