@@ -487,8 +487,10 @@ fn commit_level_master_answers_before_the_replica_has_the_write() {
     run(async {
         let client = connect(n1.port(), 2).await;
         signal(n2.pid(), "-STOP");
-        let mut master = WritePolicy::default();
-        master.commit_level = CommitLevel::CommitMaster;
+        let mut master = WritePolicy {
+            commit_level: CommitLevel::CommitMaster,
+            ..WritePolicy::default()
+        };
         master.base_policy.max_retries = 0;
         master.base_policy.total_timeout = 5000;
         let mut all = master.clone();
