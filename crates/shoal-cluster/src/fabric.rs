@@ -16,6 +16,7 @@
 //! replicate  = ns:str bytes
 //! proxy      = hops:u8 bytes
 //! truncate   = ns:str set:str lut_ms:u64
+//! evict      = ns:str void_cutoff:u32 lut_ms:u64
 //! hello      = node:u64                           (first frame of every connection)
 //! ack        = code:u8
 //! wanted     = n:u32 digest:20*n
@@ -41,6 +42,7 @@ const KIND_REPLICATE: u8 = 6;
 const KIND_PROXY: u8 = 7;
 const KIND_TRUNCATE: u8 = 8;
 const KIND_HELLO: u8 = 9;
+const KIND_EVICT: u8 = 10;
 const KIND_ACK: u8 = 20;
 const KIND_WANTED: u8 = 21;
 const KIND_REPLY: u8 = 22;
@@ -111,6 +113,13 @@ pub enum FabricMessage {
         set: String,
         lut_ms: u64,
     },
+    /// An eviction to apply everywhere: records with a void-time at or before `void_cutoff`,
+    /// last updated at or before `lut_ms`.
+    Evict {
+        ns: String,
+        void_cutoff: u32,
+        lut_ms: u64,
+    },
     /// Who opened this connection (the first frame; no answer).
     Hello { node: NodeId },
     /// The answer to most requests: an Aerospike result code (0 = done).
@@ -156,6 +165,7 @@ pub fn encode(id: u64, msg: &FabricMessage, out: &mut Vec<u8>) {
         FabricMessage::Replicate { .. } => KIND_REPLICATE,
         FabricMessage::Proxy { .. } => KIND_PROXY,
         FabricMessage::Truncate { .. } => KIND_TRUNCATE,
+        FabricMessage::Evict { .. } => KIND_EVICT,
         FabricMessage::Hello { .. } => KIND_HELLO,
         FabricMessage::Ack { .. } => KIND_ACK,
         FabricMessage::Wanted { .. } => KIND_WANTED,
@@ -228,6 +238,15 @@ pub fn encode(id: u64, msg: &FabricMessage, out: &mut Vec<u8>) {
         FabricMessage::Truncate { ns, set, lut_ms } => {
             put_str(out, ns);
             put_str(out, set);
+            out.extend_from_slice(&lut_ms.to_be_bytes());
+        }
+        FabricMessage::Evict {
+            ns,
+            void_cutoff,
+            lut_ms,
+        } => {
+            put_str(out, ns);
+            out.extend_from_slice(&void_cutoff.to_be_bytes());
             out.extend_from_slice(&lut_ms.to_be_bytes());
         }
         FabricMessage::Hello { node } => out.extend_from_slice(&node.0.to_be_bytes()),
@@ -392,6 +411,16 @@ pub fn decode(frame: &[u8]) -> Result<(u64, FabricMessage), FabricError> {
             let lut_ms = r.u64()?;
             FabricMessage::Truncate { ns, set, lut_ms }
         }
+        KIND_EVICT => {
+            let ns = r.str()?;
+            let void_cutoff = r.u32()?;
+            let lut_ms = r.u64()?;
+            FabricMessage::Evict {
+                ns,
+                void_cutoff,
+                lut_ms,
+            }
+        }
         KIND_HELLO => FabricMessage::Hello {
             node: NodeId(r.u64()?),
         },
@@ -430,6 +459,12 @@ impl<'a> Reader<'a> {
     fn u16(&mut self) -> Result<u16, FabricError> {
         let b = self.take(2)?;
         Ok(u16::from_be_bytes([b[0], b[1]]))
+    }
+    fn u32(&mut self) -> Result<u32, FabricError> {
+        let b = self.take(4)?;
+        let mut a = [0u8; 4];
+        a.copy_from_slice(b);
+        Ok(u32::from_be_bytes(a))
     }
     fn u64(&mut self) -> Result<u64, FabricError> {
         let b = self.take(8)?;
@@ -538,6 +573,11 @@ mod tests {
                 ns: "n".into(),
                 set: "s".into(),
                 lut_ms: 77,
+            },
+            FabricMessage::Evict {
+                ns: "n".into(),
+                void_cutoff: 123_456,
+                lut_ms: 78,
             },
             FabricMessage::Ack { code: 2 },
             FabricMessage::Wanted {

@@ -117,3 +117,96 @@ pub fn truncate(
     target.fetch_max(lut_ms, Relaxed);
     Ok(lut_ms)
 }
+
+/// Buckets of the void-time histogram an eviction cutoff is chosen from.
+const EVICT_BUCKETS: u64 = 1024;
+
+/// When the namespace's use (`used_pct`: memory, or the fuller of memory and device, as the
+/// caller measures it) is at or above `evict-used-pct`, the void-time cutoff that evicts about
+/// `evict-tenths-pct` tenths of a percent of its records, soonest-expiring first: `None` when
+/// eviction is off, not needed, or nothing can be evicted. Records without a TTL are never
+/// candidates. Two read passes over the index (range, then a histogram of void-times), one
+/// partition read lock at a time. Aerospike counterpart: nsup's eviction histogram.
+pub fn evict_threshold(ns: &Namespace, used_pct: u32) -> Option<u32> {
+    let hwm = ns.settings.evict_used_pct.load(Relaxed);
+    if hwm == 0 || used_pct < hwm {
+        return None;
+    }
+    let tenths = u64::from(ns.settings.evict_tenths_pct.load(Relaxed).clamp(1, 1000));
+    let now_s = ns.clock.now_cl_s();
+    let (mut lo, mut hi, mut candidates) = (u32::MAX, 0u32, 0u64);
+    for p in 0..PARTITIONS {
+        let part = ns.index.partition(PartitionId(p as u16)).read();
+        for r in part.values() {
+            if r.void_time != 0 && !ns.is_doomed(r, now_s) {
+                lo = lo.min(r.void_time);
+                hi = hi.max(r.void_time);
+                candidates += 1;
+            }
+        }
+    }
+    if candidates == 0 {
+        return None;
+    }
+    let total = ns.stats.objects.load(Relaxed).max(candidates);
+    let target = (total * tenths / 1000).max(1);
+    let width = (u64::from(hi - lo) / EVICT_BUCKETS) + 1;
+    let mut buckets = vec![0u64; EVICT_BUCKETS as usize + 1];
+    for p in 0..PARTITIONS {
+        let part = ns.index.partition(PartitionId(p as u16)).read();
+        for r in part.values() {
+            if r.void_time != 0 && !ns.is_doomed(r, now_s) {
+                let b = (u64::from(r.void_time - lo) / width) as usize;
+                if let Some(slot) = buckets.get_mut(b) {
+                    *slot += 1;
+                }
+            }
+        }
+    }
+    let mut sum = 0u64;
+    for (b, count) in buckets.iter().enumerate() {
+        sum += count;
+        if sum >= target {
+            let end = u64::from(lo) + (b as u64 + 1) * width - 1;
+            return Some(u32::try_from(end).unwrap_or(u32::MAX).min(hi));
+        }
+    }
+    Some(hi)
+}
+
+/// Evicts every record with a TTL whose void-time is at or before `void_cutoff` and that was
+/// last updated at or before `lut_ms` (so a record rewritten since the eviction was decided,
+/// on this node or another, stays), one partition lock at a time; returns how many. On a
+/// device namespace the space is released (the caller persisted the eviction first, so a
+/// cold start does not bring the records back).
+pub fn evict(ns: &Namespace, void_cutoff: u32, lut_ms: u64) -> u64 {
+    let mut evicted = 0u64;
+    let mut freed = Vec::new();
+    let doomed = |r: &crate::record::Record| {
+        r.void_time != 0 && r.void_time <= void_cutoff && r.lut_ms <= lut_ms
+    };
+    for p in 0..PARTITIONS {
+        let pid = PartitionId(p as u16);
+        let lock = ns.index.partition(pid);
+        if !lock.read().values().any(doomed) {
+            continue;
+        }
+        let mut part = lock.write();
+        part.retain(|d, r| {
+            if !doomed(r) {
+                return true;
+            }
+            evicted += 1;
+            ns.account_remove(r);
+            if let Some(l) = r.location() {
+                freed.push((*d, l));
+            }
+            false
+        });
+        ns.release_removed(&freed);
+        freed.clear();
+    }
+    ns.stats.evicted_objects.fetch_add(evicted, Relaxed);
+    ns.stats.evict_void_time.fetch_max(void_cutoff, Relaxed);
+    evicted
+}

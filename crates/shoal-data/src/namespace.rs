@@ -37,7 +37,18 @@ pub struct DynamicSettings {
     pub allow_ttl_without_nsup: AtomicBool,
     pub max_record_size_bytes: AtomicU64,
     pub stop_writes_pct: AtomicU32,
+    /// Eviction starts when memory (or device) use reaches this percentage; 0 = never evict
+    /// (Aerospike `evict-used-pct`).
+    pub evict_used_pct: AtomicU32,
+    /// Most records evicted per expiration pass, in tenths of a percent of the namespace's
+    /// records (Aerospike `evict-tenths-pct`).
+    pub evict_tenths_pct: AtomicU32,
 }
+
+/// Default `evict-tenths-pct`: at most 0.5% of the records per pass.
+pub const EVICT_TENTHS_PCT_DEFAULT: u32 = 5;
+/// Evictions remembered for cold starts (see `Namespace::record_eviction`).
+const EVICTIONS_KEPT_MAX: usize = 32;
 
 /// Per-set bookkeeping. Sets are never removed, as in Aerospike.
 #[derive(Debug)]
@@ -70,6 +81,9 @@ pub struct NamespaceStats {
     pub fail_record_too_big: AtomicU64,
     pub stop_writes_count: AtomicU64,
     pub expired_objects: AtomicU64,
+    pub evicted_objects: AtomicU64,
+    /// The void-time cutoff of the last eviction (citrusleaf seconds; 0 = none yet).
+    pub evict_void_time: AtomicU32,
     pub truncated_objects: AtomicU64,
     pub batch_sub_read_success: AtomicU64,
     pub batch_sub_write_success: AtomicU64,
@@ -100,6 +114,9 @@ pub struct Namespace {
     pub(crate) immigrating: Box<[AtomicBool]>,
     /// Deletes applied while their partition immigrates: digest to last-update-time.
     pub(crate) immigration_tombstones: PartitionedIndex<u64>,
+    /// Evictions whose records may still be on flash: (void-time cutoff, last-update-time of
+    /// the eviction), kept so a cold start does not bring evicted records back.
+    evictions: parking_lot::Mutex<Vec<(u32, u64)>>,
 }
 
 impl Namespace {
@@ -116,6 +133,8 @@ impl Namespace {
                 allow_ttl_without_nsup: AtomicBool::new(s.allow_ttl_without_nsup),
                 max_record_size_bytes: AtomicU64::new(s.max_record_size_bytes),
                 stop_writes_pct: AtomicU32::new(s.stop_writes_pct),
+                evict_used_pct: AtomicU32::new(0),
+                evict_tenths_pct: AtomicU32::new(EVICT_TENTHS_PCT_DEFAULT),
             },
             index: PartitionedIndex::new(),
             stats: NamespaceStats::default(),
@@ -128,7 +147,34 @@ impl Namespace {
             storage: OnceLock::new(),
             immigrating: (0..PARTITIONS).map(|_| AtomicBool::new(false)).collect(),
             immigration_tombstones: PartitionedIndex::new(),
+            evictions: parking_lot::Mutex::new(Vec::new()),
         }
+    }
+
+    /// Remembers an eviction (records with a void-time at or before `void_cutoff` last
+    /// updated at or before `lut_ms` were evicted) and returns the list to persist. Entries
+    /// whose cutoff has passed are dropped (those records are expired anyway); past
+    /// `EVICTIONS_KEPT_MAX` the two oldest merge into one that covers both, which at a cold
+    /// start may also drop records written between them with a void-time below the larger
+    /// cutoff (they were next in line for eviction).
+    pub fn record_eviction(&self, void_cutoff: u32, lut_ms: u64) -> Vec<(u32, u64)> {
+        let now_s = self.clock.now_cl_s();
+        let mut list = self.evictions.lock();
+        list.retain(|(c, _)| *c > now_s);
+        // A later eviction with a cutoff at least as high covers an earlier one.
+        list.retain(|(c, l)| !(*c <= void_cutoff && *l <= lut_ms));
+        list.push((void_cutoff, lut_ms));
+        while list.len() > EVICTIONS_KEPT_MAX {
+            let (c1, l1) = list.remove(0);
+            let (c2, l2) = list[0];
+            list[0] = (c1.max(c2), l1.max(l2));
+        }
+        list.clone()
+    }
+
+    /// Evictions restored from disk at startup (see [`Namespace::record_eviction`]).
+    pub fn restore_evictions(&self, evictions: &[(u32, u64)]) {
+        *self.evictions.lock() = evictions.to_vec();
     }
 
     /// True while partition `pid` of this namespace is still receiving copies from other nodes.

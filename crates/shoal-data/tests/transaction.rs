@@ -3,7 +3,7 @@
 //! These run without sockets or sleeping, so time-dependent rules are checked exactly.
 
 use shoal_base::{Clock, Digest};
-use shoal_data::maintenance::{sweep, truncate};
+use shoal_data::maintenance::{evict, evict_threshold, sweep, truncate};
 use shoal_data::transaction::{execute, RecordRequest, TTL_DONT_UPDATE, TTL_NEVER};
 use shoal_data::{Namespace, NamespaceSettings};
 use shoal_proto::msg::{info1, info2, op, Msg, MsgWriter, Ops};
@@ -234,4 +234,61 @@ fn stop_writes_refuses_writes_but_not_reads_or_deletes() {
     }
     assert!(!ns.at_stop_writes());
     assert_eq!(put(&ns, 99_999, 0).code, 0, "writes resume after deletes");
+}
+
+/// Eviction takes the soonest-expiring records first, about `evict-tenths-pct` of the
+/// records per pass, never a record without a TTL, and only when use is at or above
+/// `evict-used-pct`; a record rewritten after the eviction was decided stays.
+#[test]
+fn eviction_takes_the_soonest_expiring_records_and_never_those_without_a_ttl() {
+    let (clock, ns) = setup(64 << 20);
+    // 100 records that never expire, 1000 with TTLs 1000 s .. 1999 s (key k expires at k s).
+    for k in 0..100 {
+        assert_eq!(put(&ns, k, TTL_NEVER).code, 0);
+    }
+    for k in 1000..2000 {
+        assert_eq!(put(&ns, k, k as u32).code, 0);
+    }
+    assert_eq!(evict_threshold(&ns, 99), None, "eviction is off by default");
+    ns.settings.evict_used_pct.store(60, Relaxed);
+    assert_eq!(evict_threshold(&ns, 59), None, "below evict-used-pct");
+    ns.settings.evict_tenths_pct.store(100, Relaxed); // 10% of 1100 records: 110
+    let cutoff = evict_threshold(&ns, 60).expect("a cutoff");
+    let now_s = clock.now_cl_s();
+    // The 110 soonest-expiring are keys 1000..1110 (void-times now+1000 .. now+1109); the
+    // histogram rounds up to whole buckets of one second here.
+    assert!(
+        (now_s + 1109..now_s + 1115).contains(&cutoff),
+        "cutoff {} s from now",
+        cutoff - now_s
+    );
+    // Key 1005 is rewritten after the decision: it stays.
+    advance(&clock, 5);
+    assert_eq!(put(&ns, 1005, 1005).code, 0);
+    let lut_at_decision = START_UNIX_MS - shoal_base::CITRUSLEAF_EPOCH_UNIX_S * 1000;
+    let evicted = evict(&ns, cutoff, lut_at_decision);
+    assert!((109..=115).contains(&evicted), "evicted {evicted}");
+    assert_eq!(ns.stats.evicted_objects.load(Relaxed), evicted);
+    for k in 0..100 {
+        assert_eq!(
+            get(&ns, k).code,
+            0,
+            "a record without a TTL was evicted: {k}"
+        );
+    }
+    assert_eq!(get(&ns, 1000).code, ResultCode::KeyNotFound.code());
+    assert_eq!(get(&ns, 1005).code, 0, "rewritten after the decision");
+    assert_eq!(get(&ns, 1999).code, 0, "the latest-expiring stay");
+    assert_eq!(ns.stats.objects.load(Relaxed), 1100 - evicted);
+}
+
+/// With nothing but records without a TTL, nothing can be evicted.
+#[test]
+fn eviction_never_picks_records_without_a_ttl() {
+    let (_clock, ns) = setup(64 << 20);
+    for k in 0..50 {
+        assert_eq!(put(&ns, k, TTL_NEVER).code, 0);
+    }
+    ns.settings.evict_used_pct.store(1, Relaxed);
+    assert_eq!(evict_threshold(&ns, 100), None);
 }

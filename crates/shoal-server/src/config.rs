@@ -74,6 +74,11 @@ pub struct NamespaceConfig {
     pub max_record_size_bytes: u64,
     /// Percentage of `memory_size_bytes` at which writes are refused.
     pub stop_writes_pct: u8,
+    /// Use (memory, or device for a device namespace) at which the expiration pass evicts the
+    /// soonest-expiring records; 0 = never.
+    pub evict_used_pct: u8,
+    /// Most records evicted per pass, in tenths of a percent of the records.
+    pub evict_tenths_pct: u32,
     /// Where records live.
     pub storage_engine: StorageEngine,
     /// Device settings (used when `storage_engine` is `Device`).
@@ -95,6 +100,8 @@ impl NamespaceConfig {
             allow_ttl_without_nsup: false,
             max_record_size_bytes: constants::RECORD_SIZE_MAX_DEFAULT_BYTES,
             stop_writes_pct: 90,
+            evict_used_pct: 0,
+            evict_tenths_pct: shoal_data::namespace::EVICT_TENTHS_PCT_DEFAULT,
             storage_engine: StorageEngine::Memory,
             device: DeviceConfig::default(),
             replication_factor: 2,
@@ -170,7 +177,10 @@ const NAMESPACE_HELP: &str = "A namespace, as NAME[,KEY=VALUE...]. Keys: memory-
 K/M/G suffix; default 1G), default-ttl (seconds or with s/m/h/d suffix; 0 = never expire; default 0), \
 max-ttl (default 10 years), nsup-period (seconds between expiration passes, 0 = off; default 10), \
 allow-ttl-without-nsup (true/false; default false), max-record-size (default 1M), stop-writes-pct \
-(default 90), storage-engine (memory or device), replication-factor (default 2). With storage-engine \
+(default 90), evict-used-pct (when memory use, or device use on a device namespace, reaches this \
+percentage, each expiration pass evicts the soonest-expiring records, never one without a TTL; \
+default 0 = never), evict-tenths-pct (most records evicted per pass, in tenths of a percent; \
+default 5), storage-engine (memory or device), replication-factor (default 2). With storage-engine \
 device: device (a raw block device or file; repeat the key for several, or give a TOML list), filesize \
 (size of a file that does not exist yet, which is then created; existing files are never grown), \
 write-block-size (default 1M, a power of two from 4K to 8M), commit-to-device (true/false; default \
@@ -530,6 +540,8 @@ fn apply_namespace_key(ns: &mut NamespaceConfig, key: &str, value: &str) -> Resu
         }
         "max-record-size" => ns.max_record_size_bytes = parse_size(value).with_context(ctx)?,
         "stop-writes-pct" => ns.stop_writes_pct = value.parse().with_context(ctx)?,
+        "evict-used-pct" => ns.evict_used_pct = value.parse().with_context(ctx)?,
+        "evict-tenths-pct" => ns.evict_tenths_pct = value.parse().with_context(ctx)?,
         "replication-factor" => ns.replication_factor = value.parse().with_context(ctx)?,
         "storage-engine" => {
             ns.storage_engine = match value {
@@ -572,6 +584,15 @@ fn check_namespace(ns: &NamespaceConfig) -> Result<()> {
     }
     if ns.max_ttl_s > constants::TTL_MAX_S {
         bail!("namespace {name}: max-ttl may be at most 10 years");
+    }
+    if ns.evict_used_pct > 100 {
+        bail!(
+            "namespace {}: evict-used-pct must be 0 (off) to 100",
+            ns.name
+        );
+    }
+    if !(1..=1000).contains(&ns.evict_tenths_pct) {
+        bail!("namespace {}: evict-tenths-pct must be 1 to 1000", ns.name);
     }
     if ns.stop_writes_pct == 0 || ns.stop_writes_pct > 100 {
         bail!("namespace {name}: stop-writes-pct must be 1..=100");

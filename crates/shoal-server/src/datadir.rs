@@ -129,6 +129,7 @@ fn erase_directory(config: &Config) -> Result<()> {
     for ns in &config.namespaces {
         doomed.push(crate::storage::snapshot_path(dir, &ns.name));
         doomed.push(crate::storage::truncate_path(dir, &ns.name));
+        doomed.push(crate::storage::evict_path(dir, &ns.name));
     }
     // Snapshots and truncate files of namespaces this node no longer has are the old
     // cluster's too.
@@ -136,7 +137,7 @@ fn erase_directory(config: &Config) -> Result<()> {
         let path = entry?.path();
         let foreign_meta = path
             .extension()
-            .is_some_and(|e| e == "snapshot" || e == "truncate");
+            .is_some_and(|e| e == "snapshot" || e == "truncate" || e == "evict");
         if foreign_meta {
             doomed.push(path);
         }

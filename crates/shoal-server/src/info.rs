@@ -291,6 +291,11 @@ fn namespace_config_pairs(state: &NodeState, ns: &Namespace) -> Vec<(&'static st
             "stop-writes-pct",
             s.stop_writes_pct.load(Relaxed).to_string(),
         ),
+        ("evict-used-pct", s.evict_used_pct.load(Relaxed).to_string()),
+        (
+            "evict-tenths-pct",
+            s.evict_tenths_pct.load(Relaxed).to_string(),
+        ),
     ];
     match crate::storage::device_config(state, ns) {
         Some(d) => {
@@ -404,7 +409,14 @@ fn namespace_info(state: &NodeState, cmd: &Command<'_>) -> String {
             "expired_objects".into(),
             st.expired_objects.load(Relaxed).to_string(),
         ),
-        ("evicted_objects".into(), "0".into()),
+        (
+            "evicted_objects".into(),
+            st.evicted_objects.load(Relaxed).to_string(),
+        ),
+        (
+            "evict_void_time".into(),
+            st.evict_void_time.load(Relaxed).to_string(),
+        ),
         (
             "truncated_records".into(),
             st.truncated_objects.load(Relaxed).to_string(),
@@ -916,6 +928,18 @@ fn set_namespace_key(ns: &Namespace, key: &str, value: &str) -> bool {
             .ok()
             .filter(|v| (1..=100).contains(v))
             .map(|v| s.stop_writes_pct.store(v, Relaxed))
+            .is_some(),
+        "evict-used-pct" => value
+            .parse::<u32>()
+            .ok()
+            .filter(|v| *v <= 100)
+            .map(|v| s.evict_used_pct.store(v, Relaxed))
+            .is_some(),
+        "evict-tenths-pct" => value
+            .parse::<u32>()
+            .ok()
+            .filter(|v| (1..=1000).contains(v))
+            .map(|v| s.evict_tenths_pct.store(v, Relaxed))
             .is_some(),
         _ => false,
     }

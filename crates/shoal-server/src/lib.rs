@@ -10,6 +10,7 @@ pub mod config;
 mod connection;
 mod dashboard;
 mod datadir;
+mod eviction;
 mod fabric;
 mod histogram;
 mod http;

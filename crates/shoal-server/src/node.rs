@@ -134,6 +134,16 @@ async fn bind(config: Config) -> Result<Bound> {
     let settings: Vec<NamespaceSettings> =
         config.namespaces.iter().map(namespace_settings).collect();
     let db = Database::new(&settings, Arc::new(SystemClock));
+    for n in &config.namespaces {
+        if let Some(ns) = db.namespace(n.name.as_bytes()) {
+            ns.settings
+                .evict_used_pct
+                .store(u32::from(n.evict_used_pct), Relaxed);
+            ns.settings
+                .evict_tenths_pct
+                .store(n.evict_tenths_pct, Relaxed);
+        }
+    }
     // The data directory is claimed first (one process, one cluster), then device namespaces
     // recover before the service port opens, so a client never sees a half-rebuilt index and a
     // refused directory or device stops startup before anything listens.
@@ -242,6 +252,7 @@ async fn serve(bound: Bound, shutdown: watch::Receiver<bool>) {
     crate::storage::spawn_maintenance(state.clone(), shutdown.clone());
     for ns in state.db.namespaces() {
         let ns = ns.clone();
+        let nsup_state = state.clone();
         let mut stop = shutdown.clone();
         tokio::spawn(async move {
             loop {
@@ -267,6 +278,7 @@ async fn serve(bound: Bound, shutdown: watch::Receiver<bool>) {
                     Ok(_) => {}
                     Err(e) => warn!(target: "shoal::nsup", "sweep task failed: {e}"),
                 }
+                crate::eviction::run_pass(&nsup_state, &ns).await;
             }
         });
     }

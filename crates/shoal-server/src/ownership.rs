@@ -878,6 +878,19 @@ pub async fn handle_fabric(
                 Err(e) => ack(e.result_code()),
             }
         }
+        FabricMessage::Evict {
+            ns,
+            void_cutoff,
+            lut_ms,
+        } => {
+            let Some(own) = state.ownership.of(&ns) else {
+                return ack(ResultCode::InvalidNamespace);
+            };
+            match crate::eviction::apply(state, &own.ns, void_cutoff, lut_ms).await {
+                Ok(_) => ack(ResultCode::Ok),
+                Err(code) => ack(code),
+            }
+        }
         FabricMessage::Hello { .. }
         | FabricMessage::Ack { .. }
         | FabricMessage::Wanted { .. }

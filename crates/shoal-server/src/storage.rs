@@ -36,6 +36,53 @@ pub fn truncate_path(data_dir: &Path, ns: &str) -> PathBuf {
     data_dir.join(format!("{ns}.truncate"))
 }
 
+/// The persisted evictions of namespace `ns` (device namespaces).
+pub fn evict_path(data_dir: &Path, ns: &str) -> PathBuf {
+    data_dir.join(format!("{ns}.evict"))
+}
+
+/// Reads `NAME.evict`: one `VOID_CUTOFF LUT_MS` line per eviction still in force.
+fn load_evictions(path: &Path) -> Result<Vec<(u32, u64)>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    let mut out = Vec::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let parsed = line.split_once(' ').and_then(|(c, l)| {
+            Some((c.trim().parse::<u32>().ok()?, l.trim().parse::<u64>().ok()?))
+        });
+        let Some(entry) = parsed else {
+            bail!("{}: unreadable line `{line}`", path.display());
+        };
+        out.push(entry);
+    }
+    Ok(out)
+}
+
+/// Writes a device namespace's evictions durably (write, fsync, rename, fsync dir) before the
+/// evicted records leave the index, so a cold start never brings them back.
+pub fn persist_evictions(
+    data_dir: &Path,
+    ns: &str,
+    evictions: &[(u32, u64)],
+) -> std::io::Result<()> {
+    let path = evict_path(data_dir, ns);
+    let tmp = path.with_extension("evict.tmp");
+    let mut text = String::new();
+    for (cutoff, lut) in evictions {
+        text.push_str(&format!("{cutoff} {lut}\n"));
+    }
+    std::fs::create_dir_all(data_dir)?;
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()?;
+    drop(f);
+    std::fs::rename(&tmp, &path)?;
+    std::fs::File::open(data_dir)?.sync_all()
+}
+
 /// Reads `NAME.truncate`: one `LUT_MS SET` line per threshold (no set = whole namespace).
 fn load_truncates(path: &Path) -> Result<Vec<(Option<String>, u64)>> {
     let text = match std::fs::read_to_string(path) {
@@ -131,6 +178,8 @@ fn open_namespace(ns: &Namespace, cfg: &NamespaceConfig, data_dir: &Path) -> Res
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("creating the data directory {}", data_dir.display()))?;
     let truncates = load_truncates(&truncate_path(data_dir, name))?;
+    let evictions = load_evictions(&evict_path(data_dir, name))?;
+    ns.restore_evictions(&evictions);
     for (set, lut) in &truncates {
         ns.restore_truncate(set.as_deref(), *lut);
     }
@@ -163,6 +212,7 @@ fn open_namespace(ns: &Namespace, cfg: &NamespaceConfig, data_dir: &Path) -> Res
                 lut_ms: lut.saturating_add(1),
             })
             .collect(),
+        evictions,
     };
     info!(target: "shoal::storage", namespace = %name, devices = ?d.devices,
         write_block_size = d.write_block_size_bytes, commit_to_device = d.commit_to_device,
@@ -184,7 +234,8 @@ fn open_namespace(ns: &Namespace, cfg: &NamespaceConfig, data_dir: &Path) -> Res
             info!(target: "shoal::storage", namespace = %name, reason = %reason,
                 blocks_scanned = s.blocks_scanned, records = s.live_records,
                 tombstones = s.tombstones, corrupt_records_skipped = s.corrupt_records,
-                superseded = s.superseded, expired = s.expired, truncated = s.truncated,
+                superseded = s.superseded, expired = s.expired, evicted = s.evicted,
+                truncated = s.truncated,
                 "cold start: index rebuilt from the devices");
             if s.corrupt_records > 0 {
                 warn!(target: "shoal::storage", namespace = %name,

@@ -48,9 +48,20 @@ pub struct RecoveryOptions {
     pub now_s: u32,
     /// Truncations in force (from system metadata).
     pub truncates: Vec<Truncate>,
+    /// Evictions in force: (void-time cutoff, last-update-time ms). A record with a void-time
+    /// at or before a cutoff, last updated at or before its time, was evicted and stays gone.
+    pub evictions: Vec<(u32, u64)>,
 }
 
 impl RecoveryOptions {
+    fn is_evicted(&self, meta: &RecordMeta) -> bool {
+        meta.void_time != 0
+            && self
+                .evictions
+                .iter()
+                .any(|(cutoff, lut)| meta.void_time <= *cutoff && meta.lut_ms <= *lut)
+    }
+
     fn is_truncated(&self, set_name: &[u8], lut_ms: u64) -> bool {
         self.truncates
             .iter()
@@ -86,6 +97,8 @@ pub struct RecoveryStats {
     pub corrupt_records: u64,
     pub superseded: u64,
     pub expired: u64,
+    /// Records skipped because an eviction removed them (`RecoveryOptions::evictions`).
+    pub evicted: u64,
     pub truncated: u64,
     pub tombstones: u64,
     pub live_records: u64,
@@ -781,6 +794,9 @@ impl Engine {
                 stats.tombstones += 1;
             } else if shoal_base::VoidTime(c.meta.void_time).is_expired(options.now_s) {
                 stats.expired += 1;
+                continue;
+            } else if options.is_evicted(&c.meta) {
+                stats.evicted += 1;
                 continue;
             } else {
                 stats.live_records += 1;

@@ -391,6 +391,7 @@ fn cold_start_skips_expired_truncated_and_superseded_versions() {
             set_name: Some(b"set".to_vec()),
             lut_ms: 100,
         }],
+        evictions: vec![],
     };
     let mut progress = vec![];
     let (engine, recovery) = Engine::open(
@@ -414,6 +415,49 @@ fn cold_start_skips_expired_truncated_and_superseded_versions() {
     assert_eq!(c[&digest(5)], b"v2");
     assert_eq!(db.recovery_stats.truncated, 2);
     assert_eq!(db.recovery_stats.superseded, 2);
+}
+
+/// Evicted records stay gone after a cold start: a version with a void-time at or before an
+/// eviction's cutoff, last updated at or before it, is skipped; a record rewritten after the
+/// eviction, one without a TTL, and one expiring after the cutoff are kept.
+#[test]
+fn cold_start_skips_evicted_versions_but_keeps_later_rewrites() {
+    let dev = SimDevice::new(device_len(16));
+    let mut db = Db::open_sim(config("ns"), &dev, None).unwrap();
+    let meta = |generation, void_time, lut_ms| RecordMeta {
+        generation,
+        void_time,
+        lut_ms,
+    };
+    db.put_meta(&digest(1), meta(1, 500, 100), b"evicted")
+        .unwrap();
+    db.put_meta(&digest(2), meta(1, 500, 300), b"rewritten")
+        .unwrap();
+    db.put_meta(&digest(3), meta(1, 0, 100), b"no-ttl").unwrap();
+    db.put_meta(&digest(4), meta(1, 900, 100), b"later")
+        .unwrap();
+    db.engine.flush().unwrap();
+    dev.crash(CrashMode::DropUnsynced);
+    let options = RecoveryOptions {
+        now_s: 200,
+        truncates: vec![],
+        evictions: vec![(600, 200)],
+    };
+    let (engine, recovery) = Engine::open(
+        config("ns"),
+        vec![Box::new(dev.restarted())],
+        None,
+        &options,
+        &mut |_| {},
+    )
+    .unwrap();
+    let mut db = Db::from_recovery(engine, recovery);
+    let c = db.contents();
+    assert!(!c.contains_key(&digest(1)));
+    assert_eq!(c[&digest(2)], b"rewritten");
+    assert_eq!(c[&digest(3)], b"no-ttl");
+    assert_eq!(c[&digest(4)], b"later");
+    assert_eq!(db.recovery_stats.evicted, 1);
 }
 
 /// Regression (torture seed 14): under commit-to-device load, acknowledged records that had

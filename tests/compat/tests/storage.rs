@@ -560,3 +560,91 @@ fn another_clusters_volume_is_refused_until_erasing_is_asked_for() {
     drop(beta);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Eviction on a device namespace survives a crash: records evicted before `kill -9` are still
+/// gone after the cold start that follows (the eviction is persisted before records leave the
+/// index), and the records without a TTL are all there.
+#[test]
+fn evicted_records_stay_evicted_after_a_crash() {
+    let dir = temp_dir("evict");
+    let extra = "filesize=8M,write-block-size=64K,commit-to-device=true,evict-used-pct=40,\
+                 evict-tenths-pct=100";
+    let mut server = spawn(&dir, extra);
+    let host = server.host_port();
+    let before = AtomicU64::new(0);
+    run(async {
+        let client = connect_addr(&host).await;
+        let blob = vec![5u8; 1024];
+        let never = WritePolicy::new(0, aerospike::Expiration::Never);
+        for i in 0..200i64 {
+            client
+                .put(&never, &as_key!(NS, "ev", i), &[as_bin!("b", blob.clone())])
+                .await
+                .expect("put without ttl");
+        }
+        let mut k = 1000i64;
+        loop {
+            let info = ns_info(&client).await;
+            let used: u64 = info["device_used_bytes"].parse().expect("used");
+            let total: u64 = info["device_total_bytes"].parse().expect("total");
+            if used * 100 >= 50 * total {
+                break;
+            }
+            let policy = WritePolicy::new(0, aerospike::Expiration::Seconds(10_000 + k as u32));
+            client
+                .put(
+                    &policy,
+                    &as_key!(NS, "ev", k),
+                    &[as_bin!("b", blob.clone())],
+                )
+                .await
+                .expect("put with ttl");
+            k += 1;
+            assert!(k < 20_000, "the device never reached 50 %");
+        }
+        let start = Instant::now();
+        loop {
+            let info = ns_info(&client).await;
+            let used: u64 = info["device_used_bytes"].parse().expect("used");
+            let total: u64 = info["device_total_bytes"].parse().expect("total");
+            if info["evicted_objects"] != "0" && used * 100 < 40 * total {
+                break;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "no eviction: {info:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let objects: u64 = ns_info(&client).await["objects"].parse().expect("objects");
+        before.store(objects, Ordering::Relaxed);
+        client.close().await.expect("close");
+    });
+    let before = before.load(Ordering::Relaxed);
+    server.kill();
+    let server = spawn(&dir, extra);
+    let host = server.host_port();
+    run(async {
+        let client = connect_addr(&host).await;
+        let info = ns_info(&client).await;
+        assert_eq!(info["storage_recovery"], "cold-start", "{info:?}");
+        assert_eq!(
+            info["objects"],
+            before.to_string(),
+            "evicted records came back: {info:?}"
+        );
+        for i in 0..200i64 {
+            let rec = client
+                .get(&ReadPolicy::default(), &as_key!(NS, "ev", i), Bins::None)
+                .await;
+            assert!(rec.is_ok(), "record {i} without a TTL is gone: {rec:?}");
+        }
+        let first = client
+            .get(&ReadPolicy::default(), &as_key!(NS, "ev", 1000), Bins::None)
+            .await;
+        assert!(first.is_err(), "the soonest-expiring record came back");
+        client.close().await.expect("close");
+    });
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
