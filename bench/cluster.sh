@@ -9,12 +9,14 @@
 # this machine's, not as a capacity claim. Prints FIGURE lines.
 #
 #   bench/cluster.sh            # KEYS=100000 VALUE=1024 DURATION=15 by default
+#   MIGRATE_MAX_MBPS=20 bench/cluster.sh   # every node's --migrate-max-mbps (default 0: unlimited)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 KEYS="${KEYS:-100000}"
 VALUE="${VALUE:-1024}"
 DURATION="${DURATION:-15}"
+MIGRATE_MAX_MBPS="${MIGRATE_MAX_MBPS:-0}"
 TARGET="${CARGO_TARGET_DIR:-$PWD/target}"
 WORK="$(mktemp -d /tmp/shoal-cluster-bench.XXXXXX)"
 PIDS=()
@@ -37,7 +39,7 @@ start_node() {
   local i="$1" rf="$2" seed="${3:-}"
   local args=(--address 127.0.0.1 --service-port "3${i}00" --fabric-port "3${i}01"
     --heartbeat-port "3${i}02" --http-port "9${i}45" --data-dir "$WORK/n$i" --log-level warn
-    --namespace "test,replication-factor=$rf,memory-size=4G")
+    --namespace "test,replication-factor=$rf,memory-size=4G" --migrate-max-mbps "$MIGRATE_MAX_MBPS")
   [ -n "$seed" ] && args+=(--seed "127.0.0.1:$seed")
   "$SHOALD" "${args[@]}" >"$WORK/n$i.log" 2>&1 &
   PIDS[$i]=$!

@@ -5,6 +5,7 @@
 //! - [`heartbeat`]: who is alive (mesh pulses, transitive discovery, tip, alumni).
 //! - [`membership`]: agreeing on the members (principal, all-accept commit, cluster key).
 //! - [`balance`]: the partition table every member computes identically from the membership.
+//! - [`pace`]: the migration bandwidth limit (token bucket) and the progress / ETA estimate.
 //! - [`wire`]: the byte encoding of pulses and clustering messages between nodes.
 //!
 //! Aerospike counterpart: `as/src/fabric/`.
@@ -13,5 +14,6 @@ pub mod balance;
 pub mod fabric;
 pub mod heartbeat;
 pub mod membership;
+pub mod pace;
 pub mod partitions;
 pub mod wire;

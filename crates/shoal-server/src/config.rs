@@ -135,6 +135,10 @@ pub struct Config {
     pub rack_id: u32,
     /// Partitions this node sends to other nodes at once during migrations.
     pub migrate_threads: usize,
+    /// Megabytes (2^20 bytes) per second of record data this node's migrations send to all
+    /// targets together; 0 = unlimited. The starting value: `set-config` changes the live
+    /// one (`NodeState::migrate_max_mbps`).
+    pub migrate_max_mbps: u64,
     /// The smallest cluster this node forms or joins. A node that hears fewer nodes (itself
     /// included) keeps its last committed view instead of forming a smaller cluster; see
     /// docs/design/cluster.md ("Partitions and cluster-size-min").
@@ -165,6 +169,7 @@ impl Default for Config {
             access_address: None,
             rack_id: 0,
             migrate_threads: 2,
+            migrate_max_mbps: 0,
             cluster_size_min: 1,
             heartbeat_interval_ms: 150,
             heartbeat_timeout_intervals: 10,
@@ -263,6 +268,12 @@ pub struct Flags {
     /// Partitions sent to other nodes at once during migrations [default: 2].
     #[arg(long, env = "SHOAL_MIGRATE_THREADS")]
     pub migrate_threads: Option<usize>,
+    /// Megabytes (MiB, 2^20 bytes) per second of record data this node sends to other nodes
+    /// during migrations, to all of them together; 0 = unlimited. Client requests and
+    /// replication of client writes are never held back. Changeable while running with
+    /// `set-config:context=service;migrate-max-mbps=N`. 0..=100000 [default: 0].
+    #[arg(long, env = "SHOAL_MIGRATE_MAX_MBPS")]
+    pub migrate_max_mbps: Option<u64>,
     /// Smallest cluster this node forms or joins. A node cut off from the others (it hears
     /// fewer members of its cluster than this, itself included) forms no smaller cluster and
     /// serves nothing (result 11: clients retry on the nodes that still form the cluster)
@@ -307,6 +318,7 @@ struct FileConfig {
     access_address: Option<String>,
     rack_id: Option<u32>,
     migrate_threads: Option<usize>,
+    migrate_max_mbps: Option<u64>,
     cluster_size_min: Option<usize>,
     heartbeat_interval: Option<u64>,
     heartbeat_timeout: Option<u64>,
@@ -409,6 +421,10 @@ impl Config {
                 .or(file.migrate_threads)
                 .unwrap_or(d.migrate_threads)
                 .clamp(1, 64),
+            migrate_max_mbps: flags
+                .migrate_max_mbps
+                .or(file.migrate_max_mbps)
+                .unwrap_or(d.migrate_max_mbps),
             cluster_size_min: flags
                 .cluster_size_min
                 .or(file.cluster_size_min)
@@ -454,6 +470,9 @@ impl Config {
         if !(3..=100).contains(&self.heartbeat_timeout_intervals) {
             bail!("heartbeat-timeout: must be 3..=100 intervals");
         }
+        if self.migrate_max_mbps > MIGRATE_MAX_MBPS_MAX {
+            bail!("migrate-max-mbps: must be 0 (unlimited) ..={MIGRATE_MAX_MBPS_MAX}");
+        }
         if self.cluster_size_min == 0 || self.cluster_size_min > shoal_cluster::wire::NODES_MAX {
             bail!(
                 "cluster-size-min: must be 1..={} (the most nodes a cluster may have)",
@@ -463,6 +482,10 @@ impl Config {
         Ok(())
     }
 }
+
+/// The largest `migrate-max-mbps` (about 100 GiB/s: beyond any link; larger values are
+/// typos). Also the bound `set-config` enforces.
+pub const MIGRATE_MAX_MBPS_MAX: u64 = 100_000;
 
 fn parse_file(text: &str) -> Result<FileConfig> {
     toml::from_str::<FileConfig>(text)
@@ -770,6 +793,25 @@ mod tests {
         assert_eq!(c.cluster_size_min, 3);
         assert!(Config::from_flags(flags(&["--cluster-size-min", "0"])).is_err());
         assert!(Config::from_toml("cluster-size-min = 100000\n").is_err());
+    }
+
+    #[test]
+    fn migrate_max_mbps_comes_from_file_and_flag_and_is_bounded() {
+        assert_eq!(
+            Config::from_flags(flags(&[]))
+                .expect("cfg")
+                .migrate_max_mbps,
+            0,
+            "unlimited by default"
+        );
+        let c = Config::from_toml("migrate-max-mbps = 40\n").expect("cfg");
+        assert_eq!(c.migrate_max_mbps, 40);
+        let c = Config::from_flags(flags(&["--migrate-max-mbps", "2"])).expect("cfg");
+        assert_eq!(c.migrate_max_mbps, 2);
+        assert!(Config::from_flags(flags(&["--migrate-max-mbps", "100001"])).is_err());
+        assert!(Flags::try_parse_from(["shoald", "--migrate-max-mbps", "-1"]).is_err());
+        assert!(Config::from_toml("migrate-max-mbps = \"fast\"\n").is_err());
+        assert!(Config::from_toml("migrate-max-mbs = 4\n").is_err());
     }
 
     #[test]

@@ -11,7 +11,7 @@ use shoal_data::{maintenance, Namespace};
 use shoal_proto::info::{push_reply_line, request_lines, Command};
 use std::fmt::Write as _;
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use tracing::info;
 
 /// The Aerospike server version whose client-visible protocol we implement. 7.2 turns on
@@ -405,6 +405,19 @@ fn namespace_info(state: &NodeState, cmd: &Command<'_>) -> String {
             "migrate_partitions_remaining".into(),
             (routes.tx_remaining + routes.rx_remaining).to_string(),
         ),
+    ];
+    if let Some(own) = state.ownership.of(&ns.name) {
+        pairs.push((
+            "migrate_tx_bytes".into(),
+            own.migrate_bytes_sent.load(Relaxed).to_string(),
+        ));
+        pairs.push((
+            "migrate_rx_bytes".into(),
+            own.migrate_bytes_received.load(Relaxed).to_string(),
+        ));
+        pairs.extend(estimate_pairs(&own.migrate_estimate()));
+    }
+    pairs.extend([
         (
             "expired_objects".into(),
             st.expired_objects.load(Relaxed).to_string(),
@@ -485,7 +498,7 @@ fn namespace_info(state: &NodeState, cmd: &Command<'_>) -> String {
             "scan_basic_error".into(),
             st.scan_basic_error.load(Relaxed).to_string(),
         ),
-    ];
+    ]);
     if let Some(d) = &device {
         let reason: String = d
             .recovery_reason
@@ -525,6 +538,26 @@ fn namespace_info(state: &NodeState, cmd: &Command<'_>) -> String {
             .map(|(k, v)| (k.to_string(), v)),
     );
     join_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+}
+
+/// The rate and ETA keys of a migration estimate: partitions and bytes per second (0 while
+/// unknown) and `migrate_eta_s` (seconds; 0 when nothing remains, -1 while unknown: no
+/// progress seen yet).
+fn estimate_pairs(e: &shoal_cluster::pace::Estimate) -> [(String, String); 3] {
+    [
+        (
+            "migrate_partitions_per_s".into(),
+            format!("{:.1}", e.partitions_per_s.unwrap_or(0.0)),
+        ),
+        (
+            "migrate_bytes_per_s".into(),
+            format!("{:.0}", e.bytes_per_s.unwrap_or(0.0)),
+        ),
+        (
+            "migrate_eta_s".into(),
+            e.eta_s.map_or_else(|| "-1".to_string(), |s| s.to_string()),
+        ),
+    ]
 }
 
 fn join_pairs<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> String {
@@ -680,7 +713,22 @@ fn statistics(state: &NodeState) -> String {
             (rx + tx).to_string()
         }),
     ];
-    join_pairs(pairs.iter().map(|(k, v)| (*k, v.as_str())))
+    let own = &state.ownership.namespaces;
+    let sum = |pick: fn(&crate::ownership::NsOwnership) -> &AtomicU64| {
+        own.iter()
+            .map(|n| pick(n).load(Relaxed))
+            .sum::<u64>()
+            .to_string()
+    };
+    let mut pairs: Vec<(String, String)> =
+        pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+    pairs.push(("migrate_tx_bytes".into(), sum(|n| &n.migrate_bytes_sent)));
+    pairs.push((
+        "migrate_rx_bytes".into(),
+        sum(|n| &n.migrate_bytes_received),
+    ));
+    pairs.extend(estimate_pairs(&state.ownership.migrate_estimate()));
+    join_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
 }
 
 /// A single node's cluster key: derived from the node id, stable for the node's life.
@@ -813,6 +861,11 @@ fn get_config(state: &NodeState, cmd: &Command<'_>) -> String {
                     (state.client_idle_timeout_s.load(Relaxed) * 1000).to_string(),
                 ),
                 ("cluster-size-min", c.cluster_size_min.to_string()),
+                ("migrate-threads", c.migrate_threads.to_string()),
+                (
+                    "migrate-max-mbps",
+                    state.migrate_max_mbps.load(Relaxed).to_string(),
+                ),
             ];
             join_pairs(pairs.iter().map(|(k, v)| (*k, v.as_str())))
         }
@@ -868,6 +921,12 @@ fn set_config(state: &NodeState, cmd: &Command<'_>) -> String {
                             .store((ms / 1000).max(1), Relaxed)
                     })
                     .is_ok(),
+                "migrate-max-mbps" => v
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|n| *n <= crate::config::MIGRATE_MAX_MBPS_MAX)
+                    .map(|n| state.migrate_max_mbps.store(n, Relaxed))
+                    .is_some(),
                 _ => false,
             },
             "namespace" => {

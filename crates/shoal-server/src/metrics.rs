@@ -126,6 +126,81 @@ pub fn render(state: &NodeState) -> String {
         }
         header(
             &mut o,
+            "shoal_migrate_bytes_total",
+            "counter",
+            "Bytes of record data sent (tx) and received (rx) by migrations (what migrate-max-mbps limits on the sending side).",
+        );
+        for own in &state.ownership.namespaces {
+            let n = &own.ns.name;
+            let _ = writeln!(
+                o,
+                "shoal_migrate_bytes_total{{namespace=\"{n}\",direction=\"tx\"}} {}",
+                own.migrate_bytes_sent.load(Relaxed)
+            );
+            let _ = writeln!(
+                o,
+                "shoal_migrate_bytes_total{{namespace=\"{n}\",direction=\"rx\"}} {}",
+                own.migrate_bytes_received.load(Relaxed)
+            );
+        }
+        let estimates: Vec<(&str, shoal_cluster::pace::Estimate)> = state
+            .ownership
+            .namespaces
+            .iter()
+            .map(|own| (own.ns.name.as_str(), own.migrate_estimate()))
+            .collect();
+        header(
+            &mut o,
+            "shoal_migrate_partitions_per_second",
+            "gauge",
+            "Partitions this node's migrations complete per second (sent and received, recent seconds weighted most; 0 while unknown).",
+        );
+        for (n, e) in &estimates {
+            let _ = writeln!(
+                o,
+                "shoal_migrate_partitions_per_second{{namespace=\"{n}\"}} {:.3}",
+                e.partitions_per_s.unwrap_or(0.0)
+            );
+        }
+        header(
+            &mut o,
+            "shoal_migrate_bytes_per_second",
+            "gauge",
+            "Record bytes this node's migrations move per second (sent and received; 0 while unknown).",
+        );
+        for (n, e) in &estimates {
+            let _ = writeln!(
+                o,
+                "shoal_migrate_bytes_per_second{{namespace=\"{n}\"}} {:.0}",
+                e.bytes_per_s.unwrap_or(0.0)
+            );
+        }
+        header(
+            &mut o,
+            "shoal_migrate_eta_seconds",
+            "gauge",
+            "Seconds until this node's migrations finish at the current rate: 0 when none remain, -1 while unknown.",
+        );
+        for (n, e) in &estimates {
+            let _ = writeln!(
+                o,
+                "shoal_migrate_eta_seconds{{namespace=\"{n}\"}} {}",
+                e.eta_s.map_or(-1, |s| i64::try_from(s).unwrap_or(i64::MAX))
+            );
+        }
+        header(
+            &mut o,
+            "shoal_migrate_max_bytes_per_second",
+            "gauge",
+            "The live migrate-max-mbps limit in bytes per second (0 = unlimited).",
+        );
+        let _ = writeln!(
+            o,
+            "shoal_migrate_max_bytes_per_second {}",
+            state.migrate_max_mbps.load(Relaxed).saturating_mul(1 << 20)
+        );
+        header(
+            &mut o,
             "shoal_proxied_requests_total",
             "counter",
             "Client requests this node forwarded to the partition's working master.",

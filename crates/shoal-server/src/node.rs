@@ -182,6 +182,7 @@ async fn bind(config: Config) -> Result<Bound> {
         self_ref: me.clone(),
         max_client_connections: AtomicUsize::new(config.max_client_connections),
         client_idle_timeout_s: AtomicU64::new(config.client_idle_timeout_s),
+        migrate_max_mbps: AtomicU64::new(config.migrate_max_mbps),
         config,
         node_id,
         db,

@@ -4,6 +4,12 @@
 //! replication of every local write to the other owners, and the routes the request path
 //! reads (working master and owners per partition, as `replicas` tells the clients).
 //!
+//! Emigrations send record data no faster than `migrate-max-mbps` (one token bucket for the
+//! whole node, `shoal_cluster::pace`), tell the target every second which partitions they
+//! finished, and feed a per-namespace progress estimate (rates and `migrate_eta_s`) that a
+//! log line reports every few seconds while partitions move. Client requests and replication
+//! are never paced.
+//!
 //! The data itself is changed only through `shoal_data::replica` (newest wins), so a record
 //! reaching a node twice, late, or by both replication and migration converges. This module
 //! never holds a lock across an `.await`; blocking data work (device reads) runs on the
@@ -15,6 +21,7 @@ use shoal_base::constants::PARTITIONS;
 use shoal_base::{Digest, NodeId, PartitionId};
 use shoal_cluster::fabric::{Clean, FabricMessage, Offered};
 use shoal_cluster::membership::ClusterView;
+use shoal_cluster::pace::{self, Estimate, Progress, TokenBucket};
 use shoal_cluster::partitions::{Bitmap, Effects, Emigration, Partitions, Phase};
 use shoal_data::replica::{self, Change, Version};
 use shoal_data::Namespace;
@@ -40,6 +47,16 @@ const RECORDS_BATCH_BYTES: usize = 1024 * 1024;
 const STARTUP_GRACE: Duration = Duration::from_secs(3);
 /// How often unfinished exchanges are resent and routes refreshed.
 const RETRY_PERIOD: Duration = Duration::from_millis(200);
+/// How often a long emigration round tells its target which partitions it has finished: so
+/// partitions complete (and progress shows on both sides) as they go rather than only at the
+/// end of a round of up to [`GROUP_MAX`] partitions, for one extra request a second.
+const MARK_PERIOD: Duration = Duration::from_secs(1);
+/// How often the progress estimate of each namespace takes a sample.
+const PROGRESS_PERIOD: Duration = Duration::from_secs(1);
+/// How often the progress line is logged while partitions move.
+const PROGRESS_LOG_PERIOD: Duration = Duration::from_secs(5);
+/// Bytes in one `migrate-max-mbps` megabyte (the M of every size key).
+const MIGRATE_MB_BYTES: u64 = 1 << 20;
 
 /// What the request path needs to route one partition.
 #[derive(Debug, Clone, Default)]
@@ -93,6 +110,11 @@ pub struct NsOwnership {
     pub migrate_records_received: AtomicU64,
     pub migrate_partitions_sent: AtomicU64,
     pub migrate_partitions_received: AtomicU64,
+    /// Bytes of record changes this node's migrations sent and received (replication of
+    /// client writes not included): what `migrate-max-mbps` limits on the sending side.
+    pub migrate_bytes_sent: AtomicU64,
+    pub migrate_bytes_received: AtomicU64,
+    progress: Mutex<Progress>,
     pub replication_failures: AtomicU64,
     /// Background replications (commit level master) that some owner did not confirm.
     pub replication_deferred_failures: AtomicU64,
@@ -112,6 +134,17 @@ impl NsOwnership {
     fn handed_over(&self) -> bool {
         self.parts.lock().handed_over()
     }
+
+    /// Partitions this node still has to receive or send, from the current routes.
+    pub fn migrations_remaining(&self) -> u64 {
+        let r = self.routes();
+        (r.rx_remaining + r.tx_remaining) as u64
+    }
+
+    /// Rates and ETA of this namespace's migrations.
+    pub fn migrate_estimate(&self) -> Estimate {
+        self.progress.lock().estimate(self.migrations_remaining())
+    }
 }
 
 /// Ownership of every namespace, plus the emigration queue.
@@ -120,6 +153,10 @@ pub struct Ownership {
     pub namespaces: Vec<NsOwnership>,
     queue: Mutex<VecDeque<(usize, u64, Emigration)>>,
     queued: Notify,
+    /// Paces the record data of every emigration worker together (`migrate-max-mbps`).
+    bucket: Mutex<TokenBucket>,
+    /// The origin of the time fed to `bucket` and to the progress estimates.
+    origin: std::time::Instant,
     /// While this node leaves the cluster: the master of every partition in the cluster it
     /// is leaving, where every request goes.
     leaving: RwLock<Option<Arc<Vec<NodeId>>>>,
@@ -147,6 +184,9 @@ impl Ownership {
                     migrate_records_received: AtomicU64::new(0),
                     migrate_partitions_sent: AtomicU64::new(0),
                     migrate_partitions_received: AtomicU64::new(0),
+                    migrate_bytes_sent: AtomicU64::new(0),
+                    migrate_bytes_received: AtomicU64::new(0),
+                    progress: Mutex::new(Progress::new()),
                     replication_failures: AtomicU64::new(0),
                     replication_deferred_failures: AtomicU64::new(0),
                     proxied_requests: AtomicU64::new(0),
@@ -155,6 +195,8 @@ impl Ownership {
                 .collect(),
             queue: Mutex::new(VecDeque::new()),
             queued: Notify::new(),
+            bucket: Mutex::new(TokenBucket::new()),
+            origin: std::time::Instant::now(),
             leaving: RwLock::new(None),
             waiting: std::sync::atomic::AtomicBool::new(false),
             waiting_key: AtomicU64::new(0),
@@ -187,6 +229,16 @@ impl Ownership {
     /// partition holds it complete (as far as this node knows).
     pub fn settled(&self) -> bool {
         self.namespaces.iter().all(|n| n.routes().settled)
+    }
+
+    /// Rates and ETA of every namespace's migrations together (`statistics`).
+    pub fn migrate_estimate(&self) -> Estimate {
+        let parts: Vec<(u64, Estimate)> = self
+            .namespaces
+            .iter()
+            .map(|n| (n.migrations_remaining(), n.migrate_estimate()))
+            .collect();
+        pace::combine(&parts)
     }
 
     /// Partitions still to receive and to send, over every namespace.
@@ -372,6 +424,9 @@ pub async fn run(state: Arc<NodeState>, mut shutdown: watch::Receiver<bool>) {
         .map_or(0, |n| n.parts.lock().key());
     let mut tick = tokio::time::interval(RETRY_PERIOD);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut progress_tick = tokio::time::interval(PROGRESS_PERIOD);
+    progress_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut progress_logged = std::time::Instant::now();
     let mut started = std::time::Instant::now();
     loop {
         if state.cluster.take_resumed() {
@@ -414,9 +469,50 @@ pub async fn run(state: Arc<NodeState>, mut shutdown: watch::Receiver<bool>) {
         tokio::select! {
             r = views.changed() => if r.is_err() { return },
             _ = tick.tick() => resend_reports(&state),
+            _ = progress_tick.tick() => sample_progress(&state, &mut progress_logged),
             _ = state.cluster.restarted_notify.notified() => {}
             _ = shutdown.changed() => return,
         }
+    }
+}
+
+/// Feeds every namespace's progress estimate one sample, and logs the progress line every
+/// [`PROGRESS_LOG_PERIOD`] while partitions move (the first one that long after they start,
+/// so a short migration logs only its "partition map" lines).
+fn sample_progress(state: &NodeState, logged: &mut std::time::Instant) {
+    let now = state.ownership.origin.elapsed();
+    let mut moving = false;
+    for own in &state.ownership.namespaces {
+        let remaining = own.migrations_remaining();
+        moving |= remaining > 0;
+        let completed = own.migrate_partitions_sent.load(Relaxed)
+            + own.migrate_partitions_received.load(Relaxed);
+        let bytes = own.migrate_bytes_sent.load(Relaxed) + own.migrate_bytes_received.load(Relaxed);
+        own.progress
+            .lock()
+            .observe(now, remaining, completed, bytes);
+    }
+    if !moving {
+        *logged = std::time::Instant::now();
+        return;
+    }
+    if logged.elapsed() < PROGRESS_LOG_PERIOD {
+        return;
+    }
+    *logged = std::time::Instant::now();
+    for own in &state.ownership.namespaces {
+        let r = own.routes();
+        if r.rx_remaining + r.tx_remaining == 0 {
+            continue;
+        }
+        let e = own.migrate_estimate();
+        info!(target: "shoal::migrate", namespace = %own.ns.name,
+            immigrations = r.rx_remaining, emigrations = r.tx_remaining,
+            partitions_per_s = format!("{:.1}", e.partitions_per_s.unwrap_or(0.0)),
+            mb_per_s = format!("{:.2}", e.bytes_per_s.unwrap_or(0.0) / MIGRATE_MB_BYTES as f64),
+            eta_s = e.eta_s.map_or_else(|| "unknown".to_string(), |s| s.to_string()),
+            limit_mbps = state.migrate_max_mbps.load(Relaxed),
+            "migrations under way");
     }
 }
 
@@ -538,67 +634,102 @@ async fn emigration_worker(state: Arc<NodeState>, mut shutdown: watch::Receiver<
             continue;
         }
         let pids: Vec<Emigration> = group.iter().map(|g| g.2).collect();
-        match emigrate(&state, idx, key, first.to, &pids).await {
-            Ok(records) => {
-                own.migrate_partitions_sent
-                    .fetch_add(pids.len() as u64, Relaxed);
-                own.migrate_records_sent.fetch_add(records, Relaxed);
-                let mut all = Effects::default();
-                {
-                    let mut p = own.parts.lock();
-                    if p.key() != key {
-                        continue;
-                    }
-                    for e in &pids {
-                        let fx = p.on_emigration_finished(*e);
-                        all.drop.extend(fx.drop);
-                    }
-                }
-                step(&state, idx, all);
+        let (finished, result) = emigrate(&state, idx, key, first.to, &pids).await;
+        if let Err(why) = result {
+            if own.parts.lock().key() != key {
+                continue;
             }
-            Err(why) => {
-                if own.parts.lock().key() != key {
-                    continue;
-                }
-                debug!(target: "shoal::migrate", to = %first.to, partitions = pids.len(),
-                    "emigration failed ({why}); retrying");
-                tokio::time::sleep(RETRY_PERIOD).await;
-                state.ownership.queue.lock().extend(group);
-            }
+            debug!(target: "shoal::migrate", to = %first.to, partitions = pids.len() - finished,
+                "emigration failed ({why}); retrying");
+            tokio::time::sleep(RETRY_PERIOD).await;
+            // The partitions already marked finished stay finished; the rest go again.
+            state
+                .ownership
+                .queue
+                .lock()
+                .extend(group.into_iter().skip(finished));
         }
     }
 }
 
 /// Sends partitions `pids` to `to`: for each, versions first, then the records the target
-/// wants; then one end marker for them all. Returns the records sent.
+/// wants; every [`MARK_PERIOD`] and at the end, an end marker for the partitions sent since
+/// the last one, after which they count as finished here. Returns how many of `pids` (a
+/// prefix) finished, and whether the whole round did.
 async fn emigrate(
     state: &Arc<NodeState>,
     idx: usize,
     key: u64,
     to: NodeId,
     pids: &[Emigration],
-) -> Result<u64, String> {
+) -> (usize, Result<(), String>) {
     let own = &state.ownership.namespaces[idx];
     let ns = own.ns.clone();
-    let mut sent = 0u64;
-    let mut done_pids = Bitmap::default();
-    for e in pids {
+    let mut finished = 0;
+    let mut records = 0u64;
+    let mut marked_at = std::time::Instant::now();
+    for (i, e) in pids.iter().enumerate() {
         if own.parts.lock().key() != key {
-            return Err("the view changed".into());
+            return (finished, Err("the view changed".into()));
         }
-        sent += emigrate_partition(state, &ns, key, to, e.pid, e.clean).await?;
-        done_pids.set(e.pid, true);
+        match emigrate_partition(state, &ns, key, to, e.pid, e.clean).await {
+            Ok(n) => records += n,
+            Err(why) => return (finished, Err(why)),
+        }
+        if i + 1 < pids.len() && marked_at.elapsed() < MARK_PERIOD {
+            continue;
+        }
+        let sent = &pids[finished..=i];
+        if let Err(why) = mark_finished(state, idx, key, to, sent).await {
+            return (finished, Err(why));
+        }
+        own.migrate_records_sent
+            .fetch_add(std::mem::take(&mut records), Relaxed);
+        finished = i + 1;
+        marked_at = std::time::Instant::now();
+    }
+    (finished, Ok(()))
+}
+
+/// Tells `to` that partitions `sent` are all there, then records them as finished here.
+async fn mark_finished(
+    state: &Arc<NodeState>,
+    idx: usize,
+    key: u64,
+    to: NodeId,
+    sent: &[Emigration],
+) -> Result<(), String> {
+    let own = &state.ownership.namespaces[idx];
+    let mut pids = Bitmap::default();
+    for e in sent {
+        pids.set(e.pid, true);
     }
     let end = FabricMessage::Migrated {
         key,
-        ns: ns.name.clone(),
-        pids: Box::new(done_pids),
+        ns: own.ns.name.clone(),
+        pids: Box::new(pids),
     };
     match state.fabric.request(to, &end, CONTROL_TIMEOUT).await {
-        Ok(FabricMessage::Ack { code: 0 }) => Ok(sent),
-        Ok(other) => Err(format!("end refused: {other:?}")),
-        Err(f) => Err(format!("{f:?}")),
+        Ok(FabricMessage::Ack { code: 0 }) => {}
+        Ok(other) => return Err(format!("end refused: {other:?}")),
+        Err(f) => return Err(format!("{f:?}")),
     }
+    own.migrate_partitions_sent
+        .fetch_add(sent.len() as u64, Relaxed);
+    let mut all = Effects::default();
+    {
+        let mut p = own.parts.lock();
+        if p.key() != key {
+            // A new view re-plans everything; the caller notices before its next partition.
+            return Ok(());
+        }
+        for e in sent {
+            let fx = p.on_emigration_finished(*e);
+            all.drop.extend(fx.drop);
+        }
+    }
+    step(state, idx, all);
+    Ok(())
 }
 
 /// Offers every version of partition `p` to `to` and sends what it wants.
@@ -678,6 +809,8 @@ async fn emigrate_partition(
     }
 }
 
+/// Sends one batch of record changes of a migration, after waiting for its share of
+/// `migrate-max-mbps`.
 async fn send_records(
     state: &Arc<NodeState>,
     to: NodeId,
@@ -686,6 +819,27 @@ async fn send_records(
     ns: &str,
     changes: Vec<u8>,
 ) -> Result<(), String> {
+    let bytes = changes.len() as u64;
+    // A node handing its partitions over before it stops is not held back: its stop grace
+    // period is short, and with replication-factor 1 what it has not sent when it goes is lost.
+    let rate = if state.cluster.is_quiescing() {
+        0
+    } else {
+        state
+            .migrate_max_mbps
+            .load(Relaxed)
+            .saturating_mul(MIGRATE_MB_BYTES)
+    };
+    let now = state.ownership.origin.elapsed();
+    // The reservation is made under the lock and the wait outside it: workers queue behind
+    // each other's reservations, so together they keep to the one rate.
+    let wait = state.ownership.bucket.lock().reserve(now, bytes, rate);
+    if !wait.is_zero() {
+        tokio::time::sleep(wait).await;
+    }
+    if let Some(own) = state.ownership.of(ns) {
+        own.migrate_bytes_sent.fetch_add(bytes, Relaxed);
+    }
     let msg = FabricMessage::Records {
         key,
         ns: ns.to_string(),
@@ -709,6 +863,40 @@ fn apply_changes(ns: &Namespace, mut bytes: &[u8]) -> Result<u64, ResultCode> {
         n += 1;
     }
     Ok(n)
+}
+
+/// Applies record changes `from` sent, by a migration (`migration`) or by replication of a
+/// client write.
+async fn apply_fabric_changes(
+    state: &Arc<NodeState>,
+    from: NodeId,
+    ns: &str,
+    changes: Vec<u8>,
+    migration: bool,
+) -> FabricMessage {
+    let ack = |code: ResultCode| FabricMessage::Ack { code: code.code() };
+    let Some(own) = state.ownership.of(ns) else {
+        return ack(ResultCode::InvalidNamespace);
+    };
+    let ns = own.ns.clone();
+    let bytes = changes.len() as u64;
+    match tokio::task::spawn_blocking(move || apply_changes(&ns, &changes)).await {
+        Ok(Ok(n)) => {
+            // Records count both (as they always have: `migrate_records_received` and the
+            // rx side of `shoal_migrate_records_total`); bytes only migrations, so they can
+            // be set against what the sender's `migrate_tx_bytes` says.
+            own.migrate_records_received.fetch_add(n, Relaxed);
+            if migration {
+                own.migrate_bytes_received.fetch_add(bytes, Relaxed);
+            }
+            ack(ResultCode::Ok)
+        }
+        Ok(Err(code)) => {
+            warn!(target: "shoal::migrate", node = %from, "refused record changes: {code:?}");
+            ack(code)
+        }
+        Err(_) => ack(ResultCode::ServerError),
+    }
 }
 
 /// Answers one fabric request from `from`.
@@ -802,23 +990,9 @@ pub async fn handle_fabric(
             ns,
             pid: _,
             changes,
-        }
-        | FabricMessage::Replicate { ns, changes } => {
-            let Some(own) = state.ownership.of(&ns) else {
-                return ack(ResultCode::InvalidNamespace);
-            };
-            let ns = own.ns.clone();
-            match tokio::task::spawn_blocking(move || apply_changes(&ns, &changes)).await {
-                Ok(Ok(n)) => {
-                    own.migrate_records_received.fetch_add(n, Relaxed);
-                    ack(ResultCode::Ok)
-                }
-                Ok(Err(code)) => {
-                    warn!(target: "shoal::migrate", node = %from, "refused record changes: {code:?}");
-                    ack(code)
-                }
-                Err(_) => ack(ResultCode::ServerError),
-            }
+        } => apply_fabric_changes(state, from, &ns, changes, true).await,
+        FabricMessage::Replicate { ns, changes } => {
+            apply_fabric_changes(state, from, &ns, changes, false).await
         }
         FabricMessage::Migrated { key, ns, pids } => {
             let Some(idx) = state.ownership.index_of(&ns) else {

@@ -75,6 +75,9 @@ pub struct NodeState {
     /// Service-level settings changeable by `set-config:context=service`.
     pub max_client_connections: AtomicUsize,
     pub client_idle_timeout_s: AtomicU64,
+    /// The live `migrate-max-mbps` (0 = unlimited), read before every batch of migrated
+    /// records so a change takes effect within one batch.
+    pub migrate_max_mbps: AtomicU64,
     /// Background jobs, for `query-show`.
     pub jobs: crate::jobs::Jobs,
     /// Request latency per [`OpKind`], indexed by its position in [`OpKind::ALL`].
