@@ -154,10 +154,40 @@ fn erase_directory(config: &Config) -> Result<()> {
 }
 
 fn write_owner(path: &Path, name: &str) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, format!("{name}\n"))
-        .and_then(|_| std::fs::rename(&tmp, path))
-        .with_context(|| format!("writing {}", path.display()))
+    replace_file(path, format!("{name}\n").as_bytes()).with_context(|| {
+        format!(
+            "writing {} (the data directory must be writable, with a little free space, \
+             at the first start)",
+            path.display()
+        )
+    })
+}
+
+/// Replaces `path` with `bytes` atomically and durably: a temporary file beside it is written
+/// and synced, renamed over `path`, and the directory is synced. A reader finds the old
+/// content or the new, never a part (a full disk fails the write of the temporary file, not
+/// the file in use). On failure the temporary file is removed, since on a full disk it would
+/// only hold space, and `path` is untouched.
+pub fn replace_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
+    tmp_name.push(".tmp");
+    let tmp = path.with_file_name(tmp_name);
+    let written = (|| {
+        let mut f = File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        drop(f);
+        std::fs::rename(&tmp, path)
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    File::open(dir)?.sync_all()
 }
 
 /// Takes the exclusive lock, or says which process holds it.

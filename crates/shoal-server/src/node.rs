@@ -321,9 +321,10 @@ async fn serve(bound: Bound, shutdown: watch::Receiver<bool>) {
 }
 
 /// Reads the node id kept in `data_dir/node_id`, or creates one. The id is random (never
-/// derived from a MAC address) and kept so a restarted container keeps its identity. When
-/// the directory cannot be written, the id lives only as long as the process and a warning
-/// says so.
+/// derived from a MAC address) and kept so a restarted container keeps its identity. It is
+/// written atomically (temporary file, sync, rename), so a full disk leaves no empty or
+/// partial id behind. When the directory cannot be written (read-only, full), the id lives
+/// only as long as the process and a warning says so.
 fn load_or_create_node_id(data_dir: &Path) -> NodeId {
     let path = data_dir.join("node_id");
     if let Ok(text) = std::fs::read_to_string(&path) {
@@ -333,8 +334,8 @@ fn load_or_create_node_id(data_dir: &Path) -> NodeId {
         warn!(target: "shoal::node", path = %path.display(), "ignoring an unreadable node id file");
     }
     let id = random_node_id();
-    let saved =
-        std::fs::create_dir_all(data_dir).and_then(|_| std::fs::write(&path, format!("{id}\n")));
+    let saved = std::fs::create_dir_all(data_dir)
+        .and_then(|_| crate::datadir::replace_file(&path, format!("{id}\n").as_bytes()));
     if let Err(e) = saved {
         warn!(target: "shoal::node", path = %path.display(),
             "cannot keep the node id ({e}); this node gets a new id on every start (set --node-id or --data-dir)");

@@ -11,9 +11,9 @@ use anyhow::{bail, Context, Result};
 use shoal_base::Clock;
 use shoal_data::Namespace;
 use shoal_storage::{
-    Device, DurabilityMode, Engine, EngineConfig, FileDevice, RecoveryOptions, Truncate,
+    Device, DurabilityMode, Engine, EngineConfig, FileDevice, RecoveryOptions, Reservation,
+    Truncate,
 };
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -69,18 +69,12 @@ pub fn persist_evictions(
     evictions: &[(u32, u64)],
 ) -> std::io::Result<()> {
     let path = evict_path(data_dir, ns);
-    let tmp = path.with_extension("evict.tmp");
     let mut text = String::new();
     for (cutoff, lut) in evictions {
         text.push_str(&format!("{cutoff} {lut}\n"));
     }
     std::fs::create_dir_all(data_dir)?;
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(text.as_bytes())?;
-    f.sync_all()?;
-    drop(f);
-    std::fs::rename(&tmp, &path)?;
-    std::fs::File::open(data_dir)?.sync_all()
+    crate::datadir::replace_file(&path, text.as_bytes())
 }
 
 /// Reads `NAME.truncate`: one `LUT_MS SET` line per threshold (no set = whole namespace).
@@ -103,29 +97,38 @@ fn load_truncates(path: &Path) -> Result<Vec<(Option<String>, u64)>> {
 }
 
 /// Writes the namespace's truncation thresholds durably (write, fsync, rename, fsync dir), so
-/// a truncate survives a restart as Aerospike's SMD does.
+/// a truncate survives a restart as Aerospike's SMD does. On any failure (a full disk:
+/// `ENOSPC`) the previous file is left as it was, the temporary file is removed (it would
+/// only hold space), and the error goes back to the caller, which answers the client with an
+/// error: a truncate that cannot be kept is never reported done.
 pub fn persist_truncates(data_dir: &Path, ns: &Namespace) -> std::io::Result<()> {
     let path = truncate_path(data_dir, &ns.name);
-    let tmp = path.with_extension("truncate.tmp");
     let mut text = String::new();
     for (set, lut) in ns.truncate_thresholds() {
         text.push_str(&format!("{lut} {}\n", set.unwrap_or_default()));
     }
     std::fs::create_dir_all(data_dir)?;
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(text.as_bytes())?;
-    f.sync_all()?;
-    drop(f);
-    std::fs::rename(&tmp, &path)?;
-    std::fs::File::open(data_dir)?.sync_all()
+    crate::datadir::replace_file(&path, text.as_bytes())
 }
 
 /// Opens a file or block device. An existing path is used at its size and never grown or
-/// written before its header is checked; a missing one is created with `filesize`.
+/// written before its header is checked; a missing one is created with `filesize`. Either way
+/// a regular file gets every block reserved (`FileDevice` preallocates: a sparse file would
+/// fail its first write into a hole once something else fills the filesystem, poisoning the
+/// device); a filesystem without the room stops the start with the sizes in the message.
 fn open_device(ns: &str, path: &Path, filesize: Option<u64>) -> Result<Box<dyn Device>> {
     if path.exists() {
-        let dev = FileDevice::open(path)
+        let mut dev = FileDevice::open(path)
             .with_context(|| format!("namespace {ns}: opening device {}", path.display()))?;
+        // Filling the holes of an existing file changes no byte in it (holes read as zeros
+        // either way), so it is safe before the header is checked.
+        let reserved = dev.reserve().with_context(|| {
+            format!(
+                "namespace {ns}: reserving the blocks of the sparse device file {}",
+                path.display()
+            )
+        })?;
+        log_reservation(ns, path, reserved, false);
         return Ok(Box::new(dev));
     }
     let Some(size) = filesize else {
@@ -141,7 +144,30 @@ fn open_device(ns: &str, path: &Path, filesize: Option<u64>) -> Result<Box<dyn D
     }
     let dev = FileDevice::open_file(path, size)
         .with_context(|| format!("namespace {ns}: creating device file {}", path.display()))?;
+    log_reservation(ns, path, dev.reservation(), true);
     Ok(Box::new(dev))
+}
+
+fn log_reservation(ns: &str, path: &Path, r: Reservation, created: bool) {
+    match r {
+        Reservation::Reserved { bytes } if created => {
+            info!(target: "shoal::storage", namespace = ns, device = %path.display(),
+                reserved = %shoal_storage::device::human_bytes(bytes),
+                "device file created and preallocated")
+        }
+        Reservation::Reserved { bytes } => {
+            info!(target: "shoal::storage", namespace = ns, device = %path.display(),
+                reserved = %shoal_storage::device::human_bytes(bytes),
+                "device file was sparse: its holes are now preallocated")
+        }
+        Reservation::Unsupported => {
+            warn!(target: "shoal::storage", namespace = ns, device = %path.display(),
+                "the filesystem cannot preallocate (fallocate is not supported): the device \
+                 file stays sparse, and if the filesystem fills up a block write fails and \
+                 the device stops taking writes until restart")
+        }
+        Reservation::AlreadyAllocated => {}
+    }
 }
 
 /// Opens the devices of every device namespace and rebuilds its index (blocking: run before

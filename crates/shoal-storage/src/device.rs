@@ -6,11 +6,19 @@
 //! or tear unsynced writes, and can fail the Nth write or sync. Everything above this module
 //! is sans-IO with respect to the medium. This module must never interpret the bytes it
 //! stores, retry a failed sync, or read a clock.
+//!
+//! A device file is **preallocated**: every block of it is reserved from the filesystem when
+//! it is created or grown (`fallocate`), and an existing sparse file can be reserved at open
+//! ([`FileDevice::reserve`]). A sparse file would take its blocks only when a write block is
+//! first written, so a filesystem filled by anything else (logs, another container on the same
+//! volume) would fail that write with `ENOSPC`, poison the device and, with buffered writes,
+//! lose the acknowledged records still in the write buffer. Reserving up front turns that into
+//! a refusal at startup, with the sizes in the message, while nothing is acknowledged yet.
 //! Aerospike counterpart: the device open/read/write helpers of `as/src/storage/drv_ssd.c`.
 
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -35,16 +43,30 @@ pub trait Device: Send {
     fn describe(&self) -> String;
 }
 
+/// What reserving a device file's blocks did ([`FileDevice::reserve`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reservation {
+    /// Nothing to do: a block device, or a file whose every byte already has its block.
+    AlreadyAllocated,
+    /// The file had holes (or was new); `bytes` more of it are now allocated.
+    Reserved { bytes: u64 },
+    /// The filesystem cannot preallocate (`fallocate` is not supported there): the file stays
+    /// sparse, and a full filesystem can still fail a block write and poison the device.
+    Unsupported,
+}
+
 /// A file or raw block device.
 #[derive(Debug)]
 pub struct FileDevice {
     file: File,
     path: PathBuf,
     len: u64,
+    reservation: Reservation,
 }
 
 impl FileDevice {
     /// Opens an existing file or block device read-write; its length is its current size.
+    /// Nothing is reserved or written: call [`FileDevice::reserve`] for that.
     pub fn open(path: &Path) -> io::Result<FileDevice> {
         let file = OpenOptions::new().read(true).write(true).open(path)?;
         let len = device_len(&file)?;
@@ -52,29 +74,171 @@ impl FileDevice {
             file,
             path: path.to_path_buf(),
             len,
+            reservation: Reservation::AlreadyAllocated,
         })
     }
 
     /// Opens a regular file, creating it with `len_bytes` (Aerospike `filesize`) when it does
-    /// not exist and growing it to `len_bytes` when it is shorter. Never shrinks a file.
+    /// not exist and growing it to `len_bytes` when it is shorter. Never shrinks a file. The
+    /// first `len_bytes` are reserved on the filesystem (see the module comment); when the
+    /// filesystem has not that much free space the call fails with
+    /// [`io::ErrorKind::StorageFull`] and a message giving the sizes, and a file it created is
+    /// removed again (so the next start creates it afresh instead of finding it too short).
     pub fn open_file(path: &Path, len_bytes: u64) -> io::Result<FileDevice> {
+        let existed = path.exists();
         let file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
             .open(path)?;
-        if file.metadata()?.len() < len_bytes {
-            file.set_len(len_bytes)?;
-            file.sync_all()?;
-        }
+        let prepared = prepare_file(&file, path, len_bytes);
+        let reservation = match prepared {
+            Ok(r) => r,
+            Err(e) => {
+                if !existed {
+                    drop(file);
+                    // Best effort: the error that matters is the one being returned.
+                    let _ = std::fs::remove_file(path);
+                }
+                return Err(e);
+            }
+        };
         let len = device_len(&file)?;
         Ok(FileDevice {
             file,
             path: path.to_path_buf(),
             len,
+            reservation,
         })
     }
+
+    /// Reserves every block of a regular file's current length (an existing device file that
+    /// may have been created sparse, by an older shoal or by hand). Block devices have nothing
+    /// to reserve. Fails with [`io::ErrorKind::StorageFull`] when the filesystem has not
+    /// enough free space for the holes; the file's contents are never changed.
+    pub fn reserve(&mut self) -> io::Result<Reservation> {
+        self.reservation = reserve_blocks(&self.file, &self.path, self.len)?;
+        Ok(self.reservation)
+    }
+
+    /// What the last reservation (at [`FileDevice::open_file`] or [`FileDevice::reserve`])
+    /// did.
+    pub fn reservation(&self) -> Reservation {
+        self.reservation
+    }
+}
+
+/// Grows a regular file to `len_bytes` (when shorter) with its blocks reserved, and syncs the
+/// new length so a crash cannot leave a shorter file than the device header describes.
+fn prepare_file(file: &File, path: &Path, len_bytes: u64) -> io::Result<Reservation> {
+    let current = file.metadata()?.len();
+    let reservation = reserve_blocks(file, path, len_bytes)?;
+    if current < len_bytes {
+        if !matches!(reservation, Reservation::Reserved { .. }) {
+            // Not grown by `fallocate`: sparse when it is unsupported (the caller reports
+            // that), or the blocks were already there.
+            file.set_len(len_bytes)?;
+        }
+        file.sync_all()?;
+    }
+    Ok(reservation)
+}
+
+/// Makes the filesystem allocate every block of `[0, len_bytes)` of a regular file, growing it
+/// to `len_bytes` when it is shorter and leaving every byte it already holds as it is (a hole
+/// reads as zeros before and after).
+fn reserve_blocks(file: &File, path: &Path, len_bytes: u64) -> io::Result<Reservation> {
+    use rustix::fs::FallocateFlags;
+    let meta = file.metadata()?;
+    if !meta.file_type().is_file() || len_bytes == 0 {
+        return Ok(Reservation::AlreadyAllocated);
+    }
+    // `st_blocks` is in 512-byte units whatever the filesystem's block size.
+    let allocated = meta.blocks().saturating_mul(512);
+    if allocated >= len_bytes {
+        return Ok(Reservation::AlreadyAllocated);
+    }
+    let missing = len_bytes - allocated;
+    // Checked first so a filesystem that is too small refuses before anything is allocated
+    // (a failed `fallocate` may keep part of what it allocated).
+    let free = free_bytes(file)?;
+    if free < missing {
+        return Err(no_space(path, len_bytes, missing, free));
+    }
+    // Within the file's length KEEP_SIZE only fills holes; past it, mode 0 also sets the new
+    // length, so the file never looks longer than what is reserved.
+    let flags = if meta.len() >= len_bytes {
+        FallocateFlags::KEEP_SIZE
+    } else {
+        FallocateFlags::empty()
+    };
+    match rustix::fs::fallocate(file, flags, 0, len_bytes) {
+        Ok(()) => {
+            let now = file.metadata()?.blocks().saturating_mul(512);
+            Ok(Reservation::Reserved {
+                bytes: now.saturating_sub(allocated),
+            })
+        }
+        Err(rustix::io::Errno::OPNOTSUPP) | Err(rustix::io::Errno::NOSYS) => {
+            Ok(Reservation::Unsupported)
+        }
+        Err(rustix::io::Errno::NOSPC) => {
+            // Someone else took the space between the check and the call.
+            let free = free_bytes(file).unwrap_or(0);
+            Err(no_space(path, len_bytes, missing, free))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Bytes an unprivileged writer may still allocate on `file`'s filesystem (`f_bavail`, so
+/// the space ext4 keeps for root is not counted on).
+fn free_bytes(file: &File) -> io::Result<u64> {
+    let vfs = rustix::fs::fstatvfs(file)?;
+    Ok(vfs.f_bavail.saturating_mul(vfs.f_frsize))
+}
+
+fn no_space(path: &Path, len_bytes: u64, missing: u64, free: u64) -> io::Error {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    io::Error::new(
+        io::ErrorKind::StorageFull,
+        format!(
+            "{} needs {} (filesize {}) but only {} is free on the filesystem of {}; free \
+             space there or lower `filesize` (the file is preallocated so that a full disk \
+             can never fail a write later)",
+            path.display(),
+            human_bytes(missing),
+            human_bytes(len_bytes),
+            human_bytes(free),
+            dir.display()
+        ),
+    )
+}
+
+/// `1.2G`-style sizes for messages (binary units, as in `filesize`).
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [(&str, u64); 4] = [
+        ("T", 1 << 40),
+        ("G", 1 << 30),
+        ("M", 1 << 20),
+        ("K", 1 << 10),
+    ];
+    for (unit, size) in UNITS {
+        if n >= size {
+            let whole = n / size;
+            let tenth = (n % size) * 10 / size;
+            return if tenth == 0 {
+                format!("{whole}{unit}")
+            } else {
+                format!("{whole}.{tenth}{unit}")
+            };
+        }
+    }
+    format!("{n}B")
 }
 
 /// Length of a regular file or block device (block devices report 0 in metadata).

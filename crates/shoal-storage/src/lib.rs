@@ -25,7 +25,7 @@ pub mod location;
 pub mod recover;
 pub mod wblock;
 
-pub use device::{CrashMode, Device, FileDevice, SimDevice};
+pub use device::{CrashMode, Device, FileDevice, Reservation, SimDevice};
 pub use engine::{
     DeviceStats, DurabilityMode, Engine, EngineConfig, EngineStats, LiveIndex, Relocation, Ticket,
 };

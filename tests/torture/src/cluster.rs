@@ -3,7 +3,8 @@
 //! its own directory (configuration file, data directory, device file), so a node killed or
 //! stopped comes back where clients and peers last saw it. It owns the process lifecycle the
 //! nemesis drives (kill, SIGTERM, SIGSTOP/SIGCONT, wipe, restart), network partitions (netns
-//! mode) and the stability probe: the cluster is stable when every node answers
+//! mode), full disks (with `--disk-size`, each data directory on its own tmpfs, see
+//! [`crate::disk`]) and the stability probe: the cluster is stable when every node answers
 //! `cluster-stable:size=N` with the same cluster key.
 //!
 //! Invariant: a node is in exactly one of three process states (up, paused, down), and only a
@@ -11,6 +12,7 @@
 //! partitioned node is not "up" for the nemesis. Signals go to the process ids this module
 //! started, never by name.
 
+use crate::disk::Disks;
 use crate::netns::Netns;
 use anyhow::{anyhow, bail, Context, Result};
 use shoal_testkit::{free_port, info_on, ProcessServer};
@@ -48,7 +50,7 @@ pub struct ClusterSettings {
     pub storage: Storage,
     /// With device storage: acknowledge a write only after its fsync (`commit-to-device`).
     pub commit_to_device: bool,
-    /// With device storage: the size of each node's device file (sparse until written).
+    /// With device storage: the size of each node's device file (preallocated by shoald).
     pub device_size: String,
     /// Parent of every node's directory; removed when a run passes.
     pub work_dir: PathBuf,
@@ -59,6 +61,9 @@ pub struct ClusterSettings {
     /// Each node in its own network namespace with its own address ([`crate::netns`]), so
     /// nodes can be partitioned; otherwise every node listens on 127.0.0.1.
     pub netns: bool,
+    /// Each node's data directory on its own tmpfs of this size (e.g. `64M`), so the
+    /// `fill-disk` fault can fill it ([`crate::disk`]).
+    pub disk_size: Option<String>,
 }
 
 /// The namespace every node serves and the workload uses.
@@ -109,6 +114,8 @@ impl Node {
 pub struct Cluster {
     settings: ClusterSettings,
     nodes: Vec<Node>,
+    /// After `nodes`, so the processes are gone before their filesystems are unmounted.
+    disks: Option<Disks>,
     net: Option<Netns>,
 }
 
@@ -148,6 +155,13 @@ impl Cluster {
                 partitioned: false,
             });
         }
+        let disks = match &settings.disk_size {
+            Some(size) => {
+                let dirs: Vec<PathBuf> = nodes.iter().map(Node::data_dir).collect();
+                Some(Disks::mount(&dirs, size).context("mounting the nodes' small disks")?)
+            }
+            None => None,
+        };
         let heartbeat_addrs: Vec<SocketAddr> = nodes
             .iter()
             .map(|n| SocketAddr::new(n.address, n.ports.heartbeat))
@@ -168,6 +182,7 @@ impl Cluster {
         let mut cluster = Cluster {
             settings: settings.clone(),
             nodes,
+            disks,
             net,
         };
         for i in 0..cluster.nodes.len() {
@@ -196,9 +211,37 @@ impl Cluster {
         self.nodes.iter().map(Node::log_path).collect()
     }
 
-    /// Removes every node's directory (after a passing run).
-    pub fn remove_work_dir(&self) {
+    /// Removes every node's directory (after a passing run), unmounting the small disks first
+    /// (a mount point cannot be removed).
+    pub fn remove_work_dir(&mut self) {
+        if let Some(d) = &mut self.disks {
+            d.unmount_all();
+        }
         let _ = std::fs::remove_dir_all(&self.settings.work_dir);
+    }
+
+    /// A failed run keeps its nodes' data: with small disks, their files are copied out
+    /// (`node-N/data-kept`) before the tmpfs mounts go away.
+    pub fn keep_disk_contents(&mut self) {
+        if let Some(d) = &mut self.disks {
+            d.keep_on_drop();
+        }
+    }
+
+    /// Fills node `i`'s filesystem with a ballast file until it is full; the node keeps
+    /// running. Returns the ballast's size in bytes.
+    pub fn fill_disk(&mut self, i: usize) -> Result<u64> {
+        if self.disks.is_none() {
+            bail!("fill-disk needs --disk-size (each node's data directory on its own tmpfs)");
+        }
+        let dir = self.node(i)?.data_dir();
+        crate::disk::fill(&dir)
+    }
+
+    /// Deletes node `i`'s ballast file.
+    pub fn empty_disk(&mut self, i: usize) -> Result<()> {
+        let dir = self.node(i)?.data_dir();
+        crate::disk::empty(&dir)
     }
 
     /// The client seed list: every node's service address, comma separated.
@@ -224,6 +267,13 @@ impl Cluster {
         self.nodes
             .get(i)
             .is_some_and(|n| matches!(n.state, State::Up(_)) && !n.partitioned)
+    }
+
+    /// Whether node `i` is down (not started, or stopped by a fault).
+    pub fn is_down(&self, i: usize) -> bool {
+        self.nodes
+            .get(i)
+            .is_some_and(|n| matches!(n.state, State::Down))
     }
 
     /// Whether the nodes run in network namespaces (and can be partitioned).
@@ -388,8 +438,20 @@ impl Cluster {
             bail!("node {i} must be down to be wiped");
         }
         let data = node.data_dir();
-        std::fs::remove_dir_all(&data).with_context(|| format!("removing {}", data.display()))?;
-        std::fs::create_dir_all(&data).with_context(|| format!("creating {}", data.display()))?;
+        // The directory's entries, not the directory: with --disk-size it is a mount point.
+        let entries =
+            std::fs::read_dir(&data).with_context(|| format!("listing {}", data.display()))?;
+        for entry in entries {
+            let path = entry
+                .with_context(|| format!("listing {}", data.display()))?
+                .path();
+            let removed = if path.is_dir() {
+                std::fs::remove_dir_all(&path)
+            } else {
+                std::fs::remove_file(&path)
+            };
+            removed.with_context(|| format!("removing {}", path.display()))?;
+        }
         Ok(())
     }
 

@@ -18,6 +18,7 @@
 
 pub mod checker;
 pub mod cluster;
+pub mod disk;
 pub mod history;
 pub mod nemesis;
 pub mod netns;
@@ -139,6 +140,7 @@ pub fn run(options: &Options) -> Result<Report> {
         }
         cluster.remove_work_dir();
     } else {
+        cluster.keep_disk_contents();
         let dir = report::save(options, &history, &fault_log, &report)?;
         for (i, log) in cluster.log_paths().iter().enumerate() {
             let _ = std::fs::copy(log, dir.join(format!("node-{i}.log")));

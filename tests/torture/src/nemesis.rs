@@ -4,7 +4,10 @@
 //! (SIGKILL and restart at once), `wipe` (SIGKILL, restart with an empty data directory),
 //! `pause` (SIGSTOP past the 1.5 s heartbeat timeout, then SIGCONT), `term` (SIGTERM, a clean
 //! stop, down a while, restart) and `partition` (netns mode only: the node is cut off from the
-//! other nodes for 2-6 s while clients still reach it, then the network heals).
+//! other nodes for 2-6 s while clients still reach it, then the network heals) and
+//! `fill-disk` (with `--disk-size`: the node's filesystem is filled with a ballast file and
+//! held full for 3-6 s while the workload runs; then, still full, the node is stopped cleanly
+//! with SIGTERM and restarted, and only then is the ballast deleted).
 //!
 //! Invariant: never more than `max_down` nodes down, paused or partitioned at once. The plan keeps it with a
 //! margin for the restart itself, and the executor checks it again against the real state (a
@@ -28,9 +31,19 @@ pub enum FaultKind {
     Pause,
     Term,
     Partition,
+    /// The node's filesystem is filled, held full, the node stopped and restarted on the full
+    /// disk, then the space is given back.
+    #[serde(rename = "fill-disk")]
+    FillDisk,
 }
 
 impl FaultKind {
+    /// Whether the fault needs each node's data directory on its own small filesystem
+    /// (`--disk-size`).
+    pub fn needs_small_disk(self) -> bool {
+        matches!(self, FaultKind::FillDisk)
+    }
+
     /// Whether the fault restarts the process, which empties an in-memory namespace.
     pub fn loses_memory(self) -> bool {
         !matches!(self, FaultKind::Pause | FaultKind::Partition)
@@ -51,6 +64,7 @@ impl fmt::Display for FaultKind {
             FaultKind::Pause => "pause",
             FaultKind::Term => "term",
             FaultKind::Partition => "partition",
+            FaultKind::FillDisk => "fill-disk",
         })
     }
 }
@@ -87,6 +101,9 @@ const DOWN_MAX_MS: u64 = 3000;
 /// majority forms a cluster without the isolated node.
 const PARTITION_MIN_MS: u64 = 2000;
 const PARTITION_MAX_MS: u64 = 6000;
+/// How long a filesystem stays full before the node is restarted on it and it is emptied.
+const FILL_MIN_MS: u64 = 3000;
+const FILL_MAX_MS: u64 = 6000;
 /// Mixed into the seed so the plan does not share a stream with client 0.
 const PLAN_SALT: u64 = 0x6E65_6D65_7369_7321;
 
@@ -109,6 +126,9 @@ pub fn plan(seed: u64, s: &PlanSettings) -> Vec<Fault> {
             FaultKind::Restart => Duration::ZERO,
             FaultKind::Partition => {
                 Duration::from_millis(rng.random_range(PARTITION_MIN_MS..=PARTITION_MAX_MS))
+            }
+            FaultKind::FillDisk => {
+                Duration::from_millis(rng.random_range(FILL_MIN_MS..=FILL_MAX_MS))
             }
             _ => Duration::from_millis(rng.random_range(DOWN_MIN_MS..=DOWN_MAX_MS)),
         };
@@ -311,13 +331,38 @@ fn start_fault(cluster: &mut Cluster, f: &Fault) -> anyhow::Result<()> {
         FaultKind::Pause => cluster.pause(f.node),
         FaultKind::Term => cluster.terminate(f.node),
         FaultKind::Partition => cluster.partition(f.node),
+        FaultKind::FillDisk => {
+            let bytes = cluster.fill_disk(f.node)?;
+            println!(
+                "torture: fill-disk: node {}'s filesystem is full ({} MiB of ballast)",
+                f.node,
+                bytes >> 20
+            );
+            Ok(())
+        }
     }
+}
+
+/// The end of a `fill-disk` fault: a clean stop and a start while the disk is still full (the
+/// clean-shutdown snapshot may not fit, so the start may be a cold start), then the ballast
+/// is deleted whatever happened, so a failed restart does not leave the disk full for the
+/// final heal.
+fn heal_fill_disk(cluster: &mut Cluster, node: usize) -> anyhow::Result<()> {
+    let stopped = cluster.terminate(node);
+    let started = if cluster.is_down(node) {
+        cluster.start_node(node)
+    } else {
+        Ok(())
+    };
+    let emptied = cluster.empty_disk(node);
+    stopped.and(started).and(emptied)
 }
 
 fn heal_fault(cluster: &mut Cluster, f: &Fault) -> anyhow::Result<()> {
     match f.kind {
         FaultKind::Pause => cluster.resume(f.node),
         FaultKind::Partition => cluster.heal_partition(f.node),
+        FaultKind::FillDisk => heal_fill_disk(cluster, f.node),
         _ => cluster.start_node(f.node),
     }
 }

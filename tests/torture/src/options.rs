@@ -42,15 +42,23 @@ pub struct Options {
     /// the checker catch a loss.
     #[arg(long)]
     pub buffered: bool,
-    /// With --storage device: the size of each node's device file (created sparse). Too small
+    /// With --storage device: the size of each node's device file (preallocated, so it takes
+    /// this much space on the disk at once). Too small
     /// a device turns a fast workload into stop-writes (result 8) once defrag falls behind.
     #[arg(long, default_value = "1G")]
     pub device_size: String,
+    /// With --storage device: each node's data directory on its own tmpfs of this size (e.g.
+    /// `64M`), mounted by the harness and unmounted when the run ends, so the `fill-disk` fault
+    /// can fill it. Must exceed --device-size (the device file is preallocated). Needs root.
+    #[arg(long, value_name = "SIZE")]
+    pub disk_size: Option<String>,
     /// Faults to inject, from: kill (SIGKILL, down a while, restart with its data), restart
     /// (SIGKILL and restart at once), wipe (SIGKILL, restart with an empty data directory and
     /// device), pause (SIGSTOP past the heartbeat timeout, then SIGCONT), term (SIGTERM, a clean
     /// stop, then restart), partition (with --netns: the node is cut off from the other nodes
-    /// for 2-6 s, clients still reach it) [default: kill,restart,pause,term, plus wipe with two
+    /// for 2-6 s, clients still reach it), fill-disk (with --disk-size: the node's filesystem
+    /// is filled with a ballast file for 3-6 s, then, still full, the node is stopped with
+    /// SIGTERM and restarted, then the ballast is deleted) [default: kill,restart,pause,term, plus wipe with two
     /// or more nodes, plus partition with --netns].
     #[arg(long, value_delimiter = ',')]
     pub faults: Vec<FaultKind>,
@@ -151,6 +159,9 @@ impl Options {
         if self.netns && self.nodes >= 2 {
             f.push(FaultKind::Partition);
         }
+        if self.disk_size.is_some() {
+            f.push(FaultKind::FillDisk);
+        }
         f
     }
 
@@ -193,7 +204,31 @@ impl Options {
         if self.cluster_size_min == 0 || self.cluster_size_min > self.nodes {
             bail!("--cluster-size-min must be 1..=nodes ({})", self.nodes);
         }
+        if let Some(disk) = &self.disk_size {
+            if self.storage != Storage::Device {
+                bail!("--disk-size needs --storage device (a full disk only matters to a device)");
+            }
+            let Some(disk_bytes) = crate::disk::parse_size(disk) else {
+                bail!("--disk-size {disk}: not a size (e.g. 64M)");
+            };
+            let Some(device_bytes) = crate::disk::parse_size(&self.device_size) else {
+                bail!("--device-size {}: not a size (e.g. 32M)", self.device_size);
+            };
+            // The device file is preallocated: it must fit, with room left for the snapshot,
+            // the truncate file and the ballast to take.
+            if device_bytes >= disk_bytes {
+                bail!(
+                    "--device-size {} must be smaller than --disk-size {disk}",
+                    self.device_size
+                );
+            }
+        }
         for f in &faults {
+            if f.needs_small_disk() && self.disk_size.is_none() {
+                bail!(
+                    "fault `{f}` needs --disk-size (each node's data directory on its own tmpfs)"
+                );
+            }
             if f.needs_netns() && !self.netns {
                 bail!("fault `{f}` needs --netns (each node in its own network namespace)");
             }
@@ -242,6 +277,7 @@ impl Options {
             log_level: self.node_log_level.clone(),
             cluster_size_min: self.cluster_size_min,
             netns: self.netns,
+            disk_size: self.disk_size.clone(),
         }
     }
 
@@ -287,6 +323,9 @@ impl Options {
         }
         if self.buffered {
             cmd.push_str(" --buffered");
+        }
+        if let Some(disk) = &self.disk_size {
+            cmd.push_str(&format!(" --disk-size {disk}"));
         }
         if self.netns {
             cmd.push_str(" --netns");
@@ -342,6 +381,35 @@ mod tests {
         o.nodes = 3;
         o.netns = true;
         assert!(o.faults().contains(&FaultKind::Partition));
+    }
+
+    #[test]
+    fn full_disks_need_small_disks_on_device_storage() {
+        let mut o = Options::with_seed(7);
+        o.faults = vec![FaultKind::FillDisk];
+        assert!(o.validate().is_err(), "fill-disk without --disk-size");
+        o.disk_size = Some("64M".into());
+        assert!(o.validate().is_err(), "a 1G device does not fit a 64M disk");
+        o.device_size = "32M".into();
+        assert!(o.validate().is_ok());
+        o.storage = Storage::Memory;
+        assert!(o.validate().is_err(), "a full disk means nothing to memory");
+        let mut o = Options::with_seed(7);
+        o.disk_size = Some("64M".into());
+        o.device_size = "32M".into();
+        o.buffered = true;
+        assert!(o.faults().contains(&FaultKind::FillDisk));
+        let cmd = o.replay_command();
+        let args: Vec<&str> = cmd
+            .split_whitespace()
+            .skip_while(|a| *a != "--")
+            .skip(1)
+            .collect();
+        let back = Options::parse_from(std::iter::once("shoal-torture").chain(args));
+        assert_eq!(back.disk_size.as_deref(), Some("64M"));
+        assert_eq!(back.device_size, "32M");
+        assert!(back.buffered);
+        assert_eq!(back.faults(), o.faults());
     }
 
     #[test]
