@@ -5,7 +5,10 @@
 //! nemesis drives (kill, SIGTERM, SIGSTOP/SIGCONT, wipe, restart), network partitions (netns
 //! mode), full disks (with `--disk-size`, each data directory on its own tmpfs, see
 //! [`crate::disk`]) and the stability probe: the cluster is stable when every node answers
-//! `cluster-stable:size=N` with the same cluster key.
+//! `cluster-stable:size=N` with the same cluster key. In docker mode (`--docker`) the nodes are
+//! `shoal:dev` containers instead ([`crate::docker`]): the same lifecycle, carried out with
+//! `docker kill/stop/pause/rm/network disconnect`, and a node's address (its container IP) can
+//! change on every start, so every reader of the addresses goes through the address book.
 //!
 //! Invariant: a node is in exactly one of three process states (up, paused, down), and only a
 //! down node is wiped or started; being partitioned is separate from the process state and a
@@ -13,6 +16,7 @@
 //! started, never by name.
 
 use crate::disk::Disks;
+use crate::docker::Docker;
 use crate::netns::Netns;
 use anyhow::{anyhow, bail, Context, Result};
 use shoal_testkit::{free_port, info_on, ProcessServer};
@@ -64,6 +68,8 @@ pub struct ClusterSettings {
     /// Each node's data directory on its own tmpfs of this size (e.g. `64M`), so the
     /// `fill-disk` fault can fill it ([`crate::disk`]).
     pub disk_size: Option<String>,
+    /// Each node a container of this image on a private Docker network ([`crate::docker`]).
+    pub docker_image: Option<String>,
 }
 
 /// The namespace every node serves and the workload uses.
@@ -78,10 +84,17 @@ struct Ports {
     http: u16,
 }
 
+/// What runs a node: a process this harness spawned, or a container of the run (its
+/// operations go through [`Docker`], by node index).
+enum Handle {
+    Process(ProcessServer),
+    Container,
+}
+
 /// A node's process state.
 enum State {
-    Up(ProcessServer),
-    Paused(ProcessServer),
+    Up(Handle),
+    Paused(Handle),
     Down,
 }
 
@@ -114,15 +127,29 @@ impl Node {
 pub struct Cluster {
     settings: ClusterSettings,
     nodes: Vec<Node>,
+    /// Every node's current service address, shared with the stability monitor: in docker
+    /// mode an address changes when a container is restarted, re-created or reconnected.
+    addr_book: Arc<Mutex<Vec<SocketAddr>>>,
     /// After `nodes`, so the processes are gone before their filesystems are unmounted.
     disks: Option<Disks>,
     net: Option<Netns>,
+    /// Docker mode: the run's containers, volumes and network, removed when this drops.
+    docker: Option<Docker>,
 }
 
 /// Upper bound for a clean shutdown (SIGTERM) before it counts as a failure to stop.
 const TERM_LIMIT: Duration = Duration::from_secs(20);
 /// Attempts to start a node: a fixed port can be taken for a moment by another process.
 const START_ATTEMPTS: usize = 3;
+/// Longest a started container may take to accept client connections (a device scan).
+const CONTAINER_LISTEN_LIMIT: Duration = Duration::from_secs(60);
+/// The image's fixed ports (deploy/Dockerfile): service, fabric, heartbeat, HTTP.
+const CONTAINER_PORTS: Ports = Ports {
+    service: 3000,
+    fabric: 3001,
+    heartbeat: 3002,
+    http: 9145,
+};
 
 impl Cluster {
     /// Creates every node's directory and configuration and starts every node.
@@ -130,6 +157,9 @@ impl Cluster {
         let _ = std::fs::remove_dir_all(&settings.work_dir);
         std::fs::create_dir_all(&settings.work_dir)
             .with_context(|| format!("creating {}", settings.work_dir.display()))?;
+        if let Some(image) = &settings.docker_image {
+            return Cluster::start_containers(settings, image);
+        }
         let net = if settings.netns {
             Some(Netns::setup(settings.nodes).context("setting up the network namespaces")?)
         } else {
@@ -182,13 +212,109 @@ impl Cluster {
         let mut cluster = Cluster {
             settings: settings.clone(),
             nodes,
+            addr_book: Arc::new(Mutex::new(Vec::new())),
             disks,
             net,
+            docker: None,
         };
+        cluster.publish_addrs();
         for i in 0..cluster.nodes.len() {
             cluster.start_node(i)?;
         }
         Ok(cluster)
+    }
+
+    /// Docker mode: the network and one container per node (see [`crate::docker`]); the work
+    /// directory only keeps the logs of containers removed by a wipe.
+    fn start_containers(settings: &ClusterSettings, image: &str) -> Result<Cluster> {
+        let docker = Docker::setup(settings.nodes, image, crate::docker::node_env(settings))
+            .context("starting the containers")?;
+        let mut nodes = Vec::with_capacity(settings.nodes);
+        for i in 0..settings.nodes {
+            nodes.push(Node {
+                address: docker.ip(i)?,
+                ports: CONTAINER_PORTS,
+                dir: settings.work_dir.join(format!("node-{i}")),
+                state: State::Up(Handle::Container),
+                partitioned: false,
+            });
+        }
+        let cluster = Cluster {
+            settings: settings.clone(),
+            nodes,
+            addr_book: Arc::new(Mutex::new(Vec::new())),
+            disks: None,
+            net: None,
+            docker: Some(docker),
+        };
+        cluster.publish_addrs();
+        for i in 0..cluster.nodes.len() {
+            cluster.wait_listening(i)?;
+        }
+        Ok(cluster)
+    }
+
+    /// The docker run's prefix (container, volume and network names, label value).
+    pub fn docker_run_name(&self) -> Option<&str> {
+        self.docker.as_ref().map(Docker::run_name)
+    }
+
+    /// Every node's current service address, shared: readers see a node's new address once it
+    /// moved (docker mode).
+    pub fn addr_book(&self) -> Arc<Mutex<Vec<SocketAddr>>> {
+        self.addr_book.clone()
+    }
+
+    /// Copies the nodes' addresses into the shared address book.
+    fn publish_addrs(&self) {
+        if let Ok(mut book) = self.addr_book.lock() {
+            *book = self.service_addrs();
+        }
+    }
+
+    /// Docker mode: re-reads node `i`'s container IP and publishes it.
+    fn follow_address(&mut self, i: usize) -> Result<()> {
+        let docker = self
+            .docker
+            .as_ref()
+            .ok_or_else(|| anyhow!("not docker mode"))?;
+        let ip = docker.ip(i)?;
+        self.node_mut(i)?.address = ip;
+        self.publish_addrs();
+        Ok(())
+    }
+
+    /// Waits (bounded) until node `i`'s service port accepts connections.
+    fn wait_listening(&self, i: usize) -> Result<()> {
+        let node = self.node(i)?;
+        let addr = SocketAddr::new(node.address, node.ports.service);
+        let start = Instant::now();
+        while TcpStream::connect_timeout(&addr, PROBE_TIMEOUT).is_err() {
+            if start.elapsed() > CONTAINER_LISTEN_LIMIT {
+                bail!("node {i} ({addr}) did not listen within {CONTAINER_LISTEN_LIMIT:?}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(())
+    }
+
+    /// Writes every node's log into `dir` as `node-N.log`: the process log, or in docker mode
+    /// the logs of the node's removed containers (wipes) followed by `docker logs` of the
+    /// current one.
+    pub fn save_logs(&self, dir: &Path) {
+        for (i, node) in self.nodes.iter().enumerate() {
+            let target = dir.join(format!("node-{i}.log"));
+            match &self.docker {
+                None => {
+                    let _ = std::fs::copy(node.log_path(), target);
+                }
+                Some(d) => {
+                    let mut text = std::fs::read_to_string(node.log_path()).unwrap_or_default();
+                    text.push_str(&d.logs(i));
+                    let _ = std::fs::write(target, text);
+                }
+            }
+        }
     }
 
     /// Number of nodes (up or not).
@@ -283,6 +409,14 @@ impl Cluster {
 
     /// Cuts node `i` off from every other node (clients still reach it). Netns mode only.
     pub fn partition(&mut self, i: usize) -> Result<()> {
+        if self.docker.is_some() {
+            let node = self.node_mut(i)?;
+            if node.partitioned {
+                bail!("node {i} is already partitioned");
+            }
+            node.partitioned = true;
+            return self.docker()?.disconnect(i);
+        }
         let others: Vec<usize> = (0..self.nodes.len()).filter(|o| *o != i).collect();
         let net = self
             .net
@@ -299,6 +433,19 @@ impl Cluster {
 
     /// Lets node `i` reach the others again.
     pub fn heal_partition(&mut self, i: usize) -> Result<()> {
+        if self.docker.is_some() {
+            if !self.node(i)?.partitioned {
+                bail!("node {i} is not partitioned");
+            }
+            self.docker()?.connect(i)?;
+            self.node_mut(i)?.partitioned = false;
+            // Reconnected, the container may have another address; a paused or stopped one
+            // gets it when it runs again.
+            if matches!(self.node(i)?.state, State::Up(_)) {
+                self.follow_address(i)?;
+            }
+            return Ok(());
+        }
         let net = self
             .net
             .as_ref()
@@ -317,6 +464,16 @@ impl Cluster {
         let node = self.node(i)?;
         if !matches!(node.state, State::Down) {
             bail!("node {i} is not down");
+        }
+        if let Some(d) = &self.docker {
+            if d.exists(i) {
+                d.start(i)?;
+            } else {
+                d.run_new(i)?;
+            }
+            self.node_mut(i)?.state = State::Up(Handle::Container);
+            self.follow_address(i)?;
+            return self.wait_listening(i);
         }
         let p = node.ports;
         let (service, fabric, heartbeat, http) = (
@@ -352,7 +509,7 @@ impl Cluster {
         for attempt in 0..START_ATTEMPTS {
             match ProcessServer::spawn_in(&wrapper, address, &args, &log) {
                 Ok(server) => {
-                    self.node_mut(i)?.state = State::Up(server);
+                    self.node_mut(i)?.state = State::Up(Handle::Process(server));
                     return Ok(());
                 }
                 Err(e) => {
@@ -370,9 +527,16 @@ impl Cluster {
     pub fn kill(&mut self, i: usize) -> Result<()> {
         let node = self.node_mut(i)?;
         match std::mem::replace(&mut node.state, State::Down) {
-            State::Up(mut s) | State::Paused(mut s) => {
+            State::Up(Handle::Process(mut s)) | State::Paused(Handle::Process(mut s)) => {
                 s.kill();
                 Ok(())
+            }
+            State::Up(Handle::Container) => self.docker()?.kill(i),
+            State::Paused(Handle::Container) => {
+                // Unpaused first: the freezer would hold the SIGKILL until the thaw.
+                let d = self.docker()?;
+                let _ = d.unpause(i);
+                d.kill(i)
             }
             State::Down => bail!("node {i} is already down"),
         }
@@ -383,7 +547,11 @@ impl Cluster {
     pub fn terminate(&mut self, i: usize) -> Result<()> {
         let node = self.node_mut(i)?;
         match std::mem::replace(&mut node.state, State::Down) {
-            State::Up(mut s) => match s.terminate(TERM_LIMIT) {
+            State::Up(Handle::Container) => self
+                .docker()?
+                .stop(i)
+                .with_context(|| format!("node {i} did not stop cleanly")),
+            State::Up(Handle::Process(mut s)) => match s.terminate(TERM_LIMIT) {
                 Ok(status) if status.success() => Ok(()),
                 Ok(status) => bail!("node {i} exited with {status} after SIGTERM"),
                 Err(e) => {
@@ -402,10 +570,15 @@ impl Cluster {
     pub fn pause(&mut self, i: usize) -> Result<()> {
         let node = self.node_mut(i)?;
         match std::mem::replace(&mut node.state, State::Down) {
-            State::Up(s) => {
+            State::Up(Handle::Process(s)) => {
                 let sent = signal(s.pid(), "STOP");
-                node.state = State::Paused(s);
+                node.state = State::Paused(Handle::Process(s));
                 sent
+            }
+            State::Up(Handle::Container) => {
+                // Marked paused first: a half-applied pause must still be undone.
+                node.state = State::Paused(Handle::Container);
+                self.docker()?.pause(i)
             }
             other => {
                 node.state = other;
@@ -418,10 +591,14 @@ impl Cluster {
     pub fn resume(&mut self, i: usize) -> Result<()> {
         let node = self.node_mut(i)?;
         match std::mem::replace(&mut node.state, State::Down) {
-            State::Paused(s) => {
+            State::Paused(Handle::Process(s)) => {
                 let sent = signal(s.pid(), "CONT");
-                node.state = State::Up(s);
+                node.state = State::Up(Handle::Process(s));
                 sent
+            }
+            State::Paused(Handle::Container) => {
+                node.state = State::Up(Handle::Container);
+                self.docker()?.unpause(i)
             }
             other => {
                 node.state = other;
@@ -436,6 +613,17 @@ impl Cluster {
         let node = self.node(i)?;
         if !matches!(node.state, State::Down) {
             bail!("node {i} must be down to be wiped");
+        }
+        if let Some(d) = &self.docker {
+            // The container goes with its log: keep it for a failure report.
+            let logs = d.remove(i)?;
+            let dir = &node.dir;
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            let mut text = std::fs::read_to_string(node.log_path()).unwrap_or_default();
+            text.push_str(&format!("--- container removed by a wipe ---\n{logs}"));
+            std::fs::write(node.log_path(), text)
+                .with_context(|| format!("writing {}", node.log_path().display()))?;
+            return Ok(());
         }
         let data = node.data_dir();
         // The directory's entries, not the directory: with --disk-size it is a mount point.
@@ -498,6 +686,12 @@ impl Cluster {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    fn docker(&self) -> Result<&Docker> {
+        self.docker
+            .as_ref()
+            .ok_or_else(|| anyhow!("not docker mode"))
     }
 
     fn node(&self, i: usize) -> Result<&Node> {
@@ -588,8 +782,9 @@ pub struct StabilityMonitor {
 }
 
 impl StabilityMonitor {
-    /// Starts probing the nodes at `ports` (their service addresses).
-    pub fn start(ports: Vec<SocketAddr>) -> StabilityMonitor {
+    /// Starts probing the nodes at the addresses in `book` (their service addresses, read
+    /// again before every probe).
+    pub fn start(book: Arc<Mutex<Vec<SocketAddr>>>) -> StabilityMonitor {
         let stop = Arc::new(AtomicBool::new(false));
         let samples = Arc::new(Mutex::new(Vec::new()));
         let (s, out) = (stop.clone(), samples.clone());
@@ -597,6 +792,7 @@ impl StabilityMonitor {
             .name("stability".into())
             .spawn(move || {
                 while !s.load(Ordering::SeqCst) {
+                    let ports = book.lock().map(|b| b.clone()).unwrap_or_default();
                     let stable = is_stable(&stability_answers(&ports));
                     if let Ok(mut v) = out.lock() {
                         v.push(Sample {

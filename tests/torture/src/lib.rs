@@ -19,6 +19,7 @@
 pub mod checker;
 pub mod cluster;
 pub mod disk;
+pub mod docker;
 pub mod history;
 pub mod nemesis;
 pub mod netns;
@@ -58,10 +59,13 @@ pub fn run(options: &Options) -> Result<Report> {
         options.rf(),
         options.storage,
         options.cluster_size_min,
-        if options.netns {
-            ", each node in its own network namespace"
-        } else {
-            ""
+        match (options.netns, cluster.docker_run_name()) {
+            (true, _) => ", each node in its own network namespace".to_string(),
+            (_, Some(run)) => format!(
+                ", each node a {} container (names, volumes and network {run}-*)",
+                options.docker_image
+            ),
+            _ => String::new(),
         },
         cluster.work_dir().display()
     );
@@ -72,7 +76,7 @@ pub fn run(options: &Options) -> Result<Report> {
     let plan = nemesis::plan(options.seed(), &plan_settings);
     let max_down = plan_settings.max_down;
     let hosts = cluster.seed_hosts();
-    let monitor = cluster::StabilityMonitor::start(cluster.service_addrs());
+    let monitor = cluster::StabilityMonitor::start(cluster.addr_book());
     let stop = Arc::new(AtomicBool::new(false));
     let run_start = Instant::now();
 
@@ -142,17 +146,23 @@ pub fn run(options: &Options) -> Result<Report> {
     } else {
         cluster.keep_disk_contents();
         let dir = report::save(options, &history, &fault_log, &report)?;
-        for (i, log) in cluster.log_paths().iter().enumerate() {
-            let _ = std::fs::copy(log, dir.join(format!("node-{i}.log")));
-        }
+        cluster.save_logs(&dir);
         println!(
             "torture: FAILED; history, faults and seed saved in {}",
             dir.display()
         );
-        println!(
-            "torture: node data kept in {}",
-            cluster.work_dir().display()
-        );
+        match cluster.docker_run_name() {
+            // The containers and volumes go when the cluster drops: the logs are what is kept.
+            Some(run) => println!(
+                "torture: docker mode: containers, volumes and network {run}-* are removed; \
+                 their logs are in {}",
+                dir.display()
+            ),
+            None => println!(
+                "torture: node data kept in {}",
+                cluster.work_dir().display()
+            ),
+        }
         println!("torture: replay with: {}", options.replay_command());
     }
     drop(cluster);

@@ -24,6 +24,12 @@ fn main() {
             }
         }
     }
+    if options.docker {
+        if let Some(why) = shoal_torture::docker::unavailable(&options.docker_image) {
+            println!("SKIP shoal-torture --docker: {why}");
+            return;
+        }
+    }
     match shoal_torture::run(&options) {
         Ok(report) if report.passed() => {}
         Ok(_) => std::process::exit(1),

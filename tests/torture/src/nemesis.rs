@@ -3,8 +3,9 @@
 //! was done and when. Faults: `kill` (SIGKILL, down a while, restart with its data), `restart`
 //! (SIGKILL and restart at once), `wipe` (SIGKILL, restart with an empty data directory),
 //! `pause` (SIGSTOP past the 1.5 s heartbeat timeout, then SIGCONT), `term` (SIGTERM, a clean
-//! stop, down a while, restart) and `partition` (netns mode only: the node is cut off from the
-//! other nodes for 2-6 s while clients still reach it, then the network heals) and
+//! stop, down a while, restart) and `partition` (netns mode: the node is cut off from the
+//! other nodes for 2-6 s while clients still reach it, then the network heals; docker mode:
+//! the container is disconnected from the network, so clients cannot reach it either) and
 //! `fill-disk` (with `--disk-size`: the node's filesystem is filled with a ballast file and
 //! held full for 3-6 s while the workload runs; then, still full, the node is stopped cleanly
 //! with SIGTERM and restarted, and only then is the ballast deleted).

@@ -17,8 +17,8 @@ use std::time::Duration;
 #[command(
     name = "shoal-torture",
     about = "Runs concurrent clients against real shoald processes while a seeded nemesis kills, \
-restarts, wipes, pauses, stops and (with --netns) partitions nodes; then checks that no \
-acknowledged write was lost.",
+restarts, wipes, pauses, stops and (with --netns or --docker) partitions nodes; then checks \
+that no acknowledged write was lost. With --docker the nodes are shoal:dev containers.",
     long_about = None
 )]
 pub struct Options {
@@ -66,6 +66,19 @@ pub struct Options {
     /// `partition` fault can cut it off. Needs root, `ip` and `iptables`.
     #[arg(long)]
     pub netns: bool,
+    /// Each node a container of --docker-image on a private Docker network, with its own named
+    /// volume, seeded by a shared network alias (`SHOAL_SEED=dns:ALIAS`); the clients reach the
+    /// containers' IPs from the host. kill = `docker kill` (then `docker start`), term =
+    /// `docker stop -t 30`, pause = `docker pause`, wipe = `docker rm -f` and the volume removed
+    /// (a new container takes its place), partition = `docker network disconnect` (clients
+    /// cannot reach the node either). Everything is removed at the end; leftovers of a crashed
+    /// run (label shoal.torture) at the start. Without an engine or the image, prints SKIP and
+    /// exits 0. Not with --netns or --disk-size.
+    #[arg(long)]
+    pub docker: bool,
+    /// The image of the --docker nodes (built by deploy/build-images.sh).
+    #[arg(long, default_value = "shoal:dev")]
+    pub docker_image: String,
     /// `cluster-size-min` of every node: with 2 of 3, an isolated node forms no cluster of its
     /// own (and acknowledges nothing alone); with 1, each side of a partition goes on alone
     /// (AP), and the merge when it heals can lose acknowledged writes (docs/reliability.md).
@@ -156,7 +169,7 @@ impl Options {
         if self.nodes >= 2 && self.rf() >= 2 {
             f.push(FaultKind::Wipe);
         }
-        if self.netns && self.nodes >= 2 {
+        if (self.netns || self.docker) && self.nodes >= 2 {
             f.push(FaultKind::Partition);
         }
         if self.disk_size.is_some() {
@@ -204,6 +217,9 @@ impl Options {
         if self.cluster_size_min == 0 || self.cluster_size_min > self.nodes {
             bail!("--cluster-size-min must be 1..=nodes ({})", self.nodes);
         }
+        if self.docker && (self.netns || self.disk_size.is_some()) {
+            bail!("--docker runs containers: not with --netns or --disk-size");
+        }
         if let Some(disk) = &self.disk_size {
             if self.storage != Storage::Device {
                 bail!("--disk-size needs --storage device (a full disk only matters to a device)");
@@ -229,8 +245,11 @@ impl Options {
                     "fault `{f}` needs --disk-size (each node's data directory on its own tmpfs)"
                 );
             }
-            if f.needs_netns() && !self.netns {
-                bail!("fault `{f}` needs --netns (each node in its own network namespace)");
+            if f.needs_netns() && !self.netns && !self.docker {
+                bail!(
+                    "fault `{f}` needs --netns (each node in its own network namespace) or \
+                     --docker"
+                );
             }
             if f.needs_netns() && self.nodes < 2 {
                 bail!("fault `{f}` needs at least 2 nodes");
@@ -278,6 +297,7 @@ impl Options {
             cluster_size_min: self.cluster_size_min,
             netns: self.netns,
             disk_size: self.disk_size.clone(),
+            docker_image: self.docker.then(|| self.docker_image.clone()),
         }
     }
 
@@ -329,6 +349,9 @@ impl Options {
         }
         if self.netns {
             cmd.push_str(" --netns");
+        }
+        if self.docker {
+            cmd.push_str(&format!(" --docker --docker-image {}", self.docker_image));
         }
         if self.cluster_size_min != 1 {
             cmd.push_str(&format!(" --cluster-size-min {}", self.cluster_size_min));
@@ -443,5 +466,36 @@ mod tests {
         assert!(back.netns);
         assert_eq!(back.cluster_size_min, 2);
         assert_eq!(back.faults(), o.faults());
+    }
+
+    #[test]
+    fn docker_mode_partitions_replays_and_refuses_host_only_modes() {
+        let mut o = Options::with_seed(37);
+        o.nodes = 3;
+        o.storage = Storage::Memory;
+        o.docker = true;
+        assert!(o.faults().contains(&FaultKind::Partition));
+        assert!(o.validate().is_ok());
+        assert_eq!(
+            o.cluster_settings().docker_image.as_deref(),
+            Some("shoal:dev")
+        );
+        let cmd = o.replay_command();
+        let args: Vec<&str> = cmd
+            .split_whitespace()
+            .skip_while(|a| *a != "--")
+            .skip(1)
+            .collect();
+        let back = Options::parse_from(std::iter::once("shoal-torture").chain(args));
+        assert!(back.docker);
+        assert_eq!(back.docker_image, "shoal:dev");
+        let mut n = o.clone();
+        n.netns = true;
+        assert!(n.validate().is_err(), "--docker with --netns");
+        let mut d = o.clone();
+        d.storage = Storage::Device;
+        d.disk_size = Some("64M".into());
+        d.device_size = "32M".into();
+        assert!(d.validate().is_err(), "--docker with --disk-size");
     }
 }
