@@ -103,13 +103,6 @@ impl Sim {
         let node = self.nodes.get_mut(&id).expect("node");
         let key = node.p.key();
         for pid in &fx.drop {
-            if *pid == 2001 {
-                eprintln!(
-                    "DROP at {id:?} phase {:?} key {}",
-                    node.p.phase(),
-                    node.p.key()
-                );
-            }
             node.data.retain(|(p, _), _| p != pid);
         }
         let members: Vec<NodeId> = node.p.members().iter().map(|m| m.node).collect();
@@ -130,9 +123,6 @@ impl Sim {
                 .filter(|((p, _), _)| *p == e.pid)
                 .map(|(k, v)| (*k, *v))
                 .collect();
-            if e.pid == 2001 {
-                eprintln!("EMIGRATE from {id:?} to {:?} part {:?}", e.to, part);
-            }
             let more = node.p.on_emigration_finished(e);
             for pid in &more.drop {
                 node.data.retain(|(p, _), _| p != pid);
@@ -213,12 +203,6 @@ impl Sim {
             .any(|t| !self.nodes.get(t).is_some_and(|n| n.up))
         {
             return false;
-        }
-        if pid == 2001 {
-            eprintln!(
-                "WRITE {key} v{} w {w:?} targets {targets:?} entry {entry:?}",
-                self.version
-            );
         }
         for t in targets {
             if let Some(n) = self.nodes.get_mut(&t) {
