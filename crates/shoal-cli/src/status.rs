@@ -132,6 +132,9 @@ struct NamespaceRow {
     migrations_remaining_before: u64,
     /// Records sent plus received by migrations during the sample.
     migrated_records: Option<u64>,
+    /// The node's estimate of the seconds its migrations still need (`migrate_eta_s`);
+    /// `None` while it has no estimate (or an older node reports none).
+    migrate_eta_s: Option<u64>,
     reads_per_s: Option<f64>,
     writes_per_s: Option<f64>,
 }
@@ -253,6 +256,8 @@ fn summarize(nodes: &[(NodeAddr, Result<(Sample, Sample)>)], elapsed: Option<Dur
                 migrated_records: elapsed.map(|_| {
                     sum(ns, MIGRATED_RECORDS).saturating_sub(sum(before, MIGRATED_RECORDS))
                 }),
+                // -1 (or a missing key) means the node cannot estimate yet.
+                migrate_eta_s: ns.get("migrate_eta_s").and_then(|v| v.parse::<u64>().ok()),
                 reads_per_s: reads,
                 writes_per_s: writes,
             };
@@ -428,6 +433,7 @@ fn text(s: &Status, addr: &str) -> String {
         "Device used",
         "Stop-writes",
         "Migrations rx/tx",
+        "ETA",
         "Reads/s",
         "Writes/s",
     ]);
@@ -455,6 +461,11 @@ fn text(s: &Status, addr: &str) -> String {
                 format_count(n.migrations_rx_remaining),
                 format_count(n.migrations_tx_remaining)
             ),
+            match (n.migrations_remaining(), n.migrate_eta_s) {
+                (0, _) => "-".to_string(),
+                (_, Some(s)) => format!("{s} s"),
+                (_, None) => "?".to_string(),
+            },
             format_rate(n.reads_per_s),
             format_rate(n.writes_per_s),
         ]);
@@ -536,6 +547,7 @@ fn to_json(s: &Status, addr: &str) -> serde_json::Value {
             "migrate_rx_partitions_remaining": n.migrations_rx_remaining,
             "migrate_tx_partitions_remaining": n.migrations_tx_remaining,
             "migrated_records_during_sample": n.migrated_records,
+            "migrate_eta_s": n.migrate_eta_s,
             "reads_per_s": n.reads_per_s,
             "writes_per_s": n.writes_per_s,
         })).collect::<Vec<_>>(),
