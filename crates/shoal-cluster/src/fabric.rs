@@ -13,7 +13,7 @@
 //! clean      = 0 | 1 has_after:u8 [after:20] done:u8 before_lut:u64
 //! records    = key:u64 ns:str pid:u16 bytes
 //! migrated   = key:u64 ns:str pids:512
-//! replicate  = ns:str bytes
+//! replicate  = key:u64 ns:str bytes
 //! proxy      = hops:u8 bytes
 //! truncate   = ns:str set:str lut_ms:u64
 //! evict      = ns:str void_cutoff:u32 lut_ms:u64
@@ -102,8 +102,14 @@ pub enum FabricMessage {
         ns: String,
         pids: Box<Bitmap>,
     },
-    /// Record changes a working master applied, for an owner to merge.
-    Replicate { ns: String, changes: Vec<u8> },
+    /// Record changes a working master applied under the view `key`, for an owner to merge.
+    /// An owner on another view refuses them: its copy may no longer be what the sender's
+    /// plan counts on, so the write must not be acknowledged.
+    Replicate {
+        key: u64,
+        ns: String,
+        changes: Vec<u8>,
+    },
     /// A client message (as_msg body) for the node that owns its partition.
     /// `hops` counts the nodes it went through before (0 from the node the client chose).
     Proxy { hops: u8, body: Vec<u8> },
@@ -227,8 +233,8 @@ pub fn encode(id: u64, msg: &FabricMessage, out: &mut Vec<u8>) {
             out.extend_from_slice(&pid.to_be_bytes());
             put_bytes(out, changes);
         }
-        FabricMessage::Replicate { ns, changes } => {
-            put_str(out, ns);
+        FabricMessage::Replicate { key, ns, changes } => {
+            put_key_ns(out, *key, ns);
             put_bytes(out, changes);
         }
         FabricMessage::Proxy { hops, body } => {
@@ -394,9 +400,9 @@ pub fn decode(frame: &[u8]) -> Result<(u64, FabricMessage), FabricError> {
             }
         }
         KIND_REPLICATE => {
-            let ns = r.str()?;
+            let (key, ns) = r.key_ns()?;
             let changes = r.bytes()?;
-            FabricMessage::Replicate { ns, changes }
+            FabricMessage::Replicate { key, ns, changes }
         }
         KIND_PROXY => {
             let hops = r.u8()?;
@@ -562,6 +568,7 @@ mod tests {
                 pids: Box::new(Bitmap::default()),
             },
             FabricMessage::Replicate {
+                key: 12,
                 ns: "n".into(),
                 changes: vec![9; 40],
             },

@@ -991,8 +991,20 @@ pub async fn handle_fabric(
             pid: _,
             changes,
         } => apply_fabric_changes(state, from, &ns, changes, true).await,
-        FabricMessage::Replicate { ns, changes } => {
-            apply_fabric_changes(state, from, &ns, changes, false).await
+        FabricMessage::Replicate { key, ns, changes } => {
+            // Only from a member of the same view. A sender still on an older view (it has not
+            // yet heard that the others moved on without it, or it is about to) may count this
+            // node as an owner that the new plan does not: an ack here would acknowledge a
+            // write the new owners never get. (The container torture, seed 37, lost one
+            // acknowledged write while two nodes formed a view without the third that had just
+            // acknowledged writes in the old one; the logs fit this path: the record's last
+            // copies were dropped as untrusted or never reached the new owner. Not proven.)
+            // Refused, the write is answered as a timeout and the client knows its outcome is
+            // unknown.
+            match state.ownership.of(&ns) {
+                Some(own) if own.parts.lock().key() != key => ack(ResultCode::ClusterKeyMismatch),
+                _ => apply_fabric_changes(state, from, &ns, changes, false).await,
+            }
         }
         FabricMessage::Migrated { key, ns, pids } => {
             let Some(idx) = state.ownership.index_of(&ns) else {
@@ -1273,6 +1285,7 @@ pub async fn replicate(
     let mut changes = Vec::new();
     replica::encode(digest, &change, &mut changes);
     let msg = FabricMessage::Replicate {
+        key: routes.key,
         ns: own.ns.name.clone(),
         changes,
     };
