@@ -35,6 +35,8 @@ use tracing::{debug, info, warn};
 
 /// Deadline of one replication request.
 const REPLICATE_TIMEOUT: Duration = Duration::from_millis(1500);
+/// Pause before a replication refused by an owner on another view is tried again.
+const VIEW_CATCH_UP_PAUSE: Duration = Duration::from_millis(10);
 /// How long a commit-level-master write's background replication keeps retrying.
 const DEFERRED_REPLICATION_MAX: Duration = Duration::from_secs(10);
 /// Deadline of exchange, notices and migration requests.
@@ -1264,44 +1266,71 @@ pub async fn replicate(
 ) -> Result<(), ResultCode> {
     let pid = digest.partition();
     let me = state.ownership.me;
-    let targets: Vec<NodeId> = routes
-        .copies
-        .get(pid.index())
-        .map(|c| c.iter().copied().filter(|n| *n != me).collect())
-        .unwrap_or_default();
-    if targets.is_empty() {
-        return Ok(());
-    }
-    let ns = own.ns.clone();
-    let d = *digest;
-    let change: Change = if ns.storage().is_some() {
-        tokio::task::spawn_blocking(move || replica::current(&ns, &d))
-            .await
-            .map_err(|_| ResultCode::ServerError)?
-            .map_err(|e| e.result_code())?
-    } else {
-        replica::current(&ns, &d).map_err(|e| e.result_code())?
-    };
-    let mut changes = Vec::new();
-    replica::encode(digest, &change, &mut changes);
-    let msg = FabricMessage::Replicate {
-        key: routes.key,
-        ns: own.ns.name.clone(),
-        changes,
-    };
-    let sends = targets
-        .iter()
-        .map(|t| state.fabric.request(*t, &msg, REPLICATE_TIMEOUT));
-    let results = futures::future::join_all(sends).await;
-    for r in results {
-        match r {
-            Ok(FabricMessage::Ack { code: 0 }) => {}
-            other => {
-                own.replication_failures.fetch_add(1, Relaxed);
-                debug!(target: "shoal::replica", "replication failed: {other:?}");
-                return Err(ResultCode::Timeout);
+    let started = tokio::time::Instant::now();
+    // The routes the write was executed with; after a refusal for another view, this node's
+    // current ones (the view changes while the write is in flight: the owners of the new
+    // view must get it, under the new key).
+    let mut fresh: Option<Arc<Routes>> = None;
+    loop {
+        let routes: &Routes = fresh.as_deref().unwrap_or(routes);
+        let targets: Vec<NodeId> = routes
+            .copies
+            .get(pid.index())
+            .map(|c| c.iter().copied().filter(|n| *n != me).collect())
+            .unwrap_or_default();
+        if targets.is_empty() || routes.alone {
+            return Ok(());
+        }
+        let ns = own.ns.clone();
+        let d = *digest;
+        let change: Change = if ns.storage().is_some() {
+            tokio::task::spawn_blocking(move || replica::current(&ns, &d))
+                .await
+                .map_err(|_| ResultCode::ServerError)?
+                .map_err(|e| e.result_code())?
+        } else {
+            replica::current(&ns, &d).map_err(|e| e.result_code())?
+        };
+        let mut changes = Vec::new();
+        replica::encode(digest, &change, &mut changes);
+        let msg = FabricMessage::Replicate {
+            key: routes.key,
+            ns: own.ns.name.clone(),
+            changes,
+        };
+        let sends = targets
+            .iter()
+            .map(|t| state.fabric.request(*t, &msg, REPLICATE_TIMEOUT));
+        let results = futures::future::join_all(sends).await;
+        let mut other_view = false;
+        let mut failed = None;
+        for r in results {
+            match r {
+                Ok(FabricMessage::Ack { code: 0 }) => {}
+                Ok(FabricMessage::Ack { code })
+                    if code == ResultCode::ClusterKeyMismatch.code() =>
+                {
+                    other_view = true
+                }
+                other => failed = Some(other),
             }
         }
+        if let Some(other) = failed {
+            own.replication_failures.fetch_add(1, Relaxed);
+            debug!(target: "shoal::replica", "replication failed: {other:?}");
+            return Err(ResultCode::Timeout);
+        }
+        if !other_view {
+            return Ok(());
+        }
+        // An owner is on another view than these routes: one side has not caught up with the
+        // latest commit yet (milliseconds). Try again with this node's routes as they are then.
+        if started.elapsed() > REPLICATE_TIMEOUT {
+            own.replication_failures.fetch_add(1, Relaxed);
+            debug!(target: "shoal::replica", "replication refused: the owners stayed on another view");
+            return Err(ResultCode::Timeout);
+        }
+        tokio::time::sleep(VIEW_CATCH_UP_PAUSE).await;
+        fresh = Some(own.routes());
     }
-    Ok(())
 }
