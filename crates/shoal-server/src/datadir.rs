@@ -30,7 +30,8 @@ const UNNAMED: &str = "";
 /// The claim on a data directory; the lock is released when it is dropped.
 #[derive(Debug)]
 pub struct Claim {
-    _lock: File,
+    /// `None` when a node with only memory namespaces could not use its data directory.
+    _lock: Option<File>,
     /// The directory's data belonged to another cluster and was erased at this start.
     pub erased: bool,
 }
@@ -39,9 +40,25 @@ pub struct Claim {
 /// configuration says so. Must run before the node id, snapshots or devices are opened.
 pub fn claim(config: &Config) -> Result<Claim> {
     let dir = &config.data_dir;
-    std::fs::create_dir_all(dir)
-        .with_context(|| format!("creating the data directory {}", dir.display()))?;
-    let lock = lock(dir)?;
+    let usable = std::fs::create_dir_all(dir)
+        .with_context(|| format!("creating the data directory {}", dir.display()))
+        .and_then(|_| open_lock_file(dir));
+    let file = match usable {
+        Ok(f) => f,
+        // A node with only memory namespaces keeps nothing there but its node id (which then
+        // lives as long as the process, with its own warning): it runs without the directory,
+        // as `cargo run --bin shoald` as a user who cannot write /var/lib/shoal does.
+        Err(e) if !has_device_namespace(config) => {
+            warn!(target: "shoal::node", data_dir = %dir.display(),
+                "the data directory is not usable ({e:#}); running without it (only memory namespaces), so nothing stops another node from using it and its cluster is not recorded");
+            return Ok(Claim {
+                _lock: None,
+                erased: false,
+            });
+        }
+        Err(e) => return Err(e),
+    };
+    let lock = lock(dir, file)?;
     let wanted = config.cluster_name.as_deref().unwrap_or(UNNAMED);
     let owner_path = dir.join(OWNER_FILE);
     let recorded = match std::fs::read_to_string(&owner_path) {
@@ -80,9 +97,27 @@ pub fn claim(config: &Config) -> Result<Claim> {
         write_owner(&owner_path, wanted)?;
     }
     Ok(Claim {
-        _lock: lock,
+        _lock: Some(lock),
         erased,
     })
+}
+
+fn has_device_namespace(config: &Config) -> bool {
+    config
+        .namespaces
+        .iter()
+        .any(|n| n.storage_engine == crate::config::StorageEngine::Device)
+}
+
+fn open_lock_file(dir: &Path) -> Result<File> {
+    let path = dir.join(LOCK_FILE);
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))
 }
 
 /// Before a namespace's devices are opened: with `--erase-foreign-data`, erases every device
@@ -191,15 +226,8 @@ pub fn replace_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 /// Takes the exclusive lock, or says which process holds it.
-fn lock(dir: &Path) -> Result<File> {
+fn lock(dir: &Path, mut file: File) -> Result<File> {
     let path = dir.join(LOCK_FILE);
-    let mut file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .with_context(|| format!("opening {}", path.display()))?;
     match file.try_lock() {
         Ok(()) => {}
         Err(std::fs::TryLockError::WouldBlock) => {
@@ -283,6 +311,25 @@ mod tests {
         let again = claim(&config(&dir, Some("beta"), false)).expect("now beta's");
         assert!(!again.erased);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// `cargo run --bin shoald` as a user who cannot write /var/lib/shoal: a node with only
+    /// memory namespaces starts without its data directory; one with a device namespace
+    /// (which keeps snapshots there) does not.
+    #[test]
+    fn an_unusable_directory_stops_only_a_node_that_needs_it() {
+        let base = temp_dir("unusable");
+        std::fs::create_dir_all(&base).expect("base");
+        let file = base.join("a-file");
+        std::fs::write(&file, b"x").expect("file");
+        let dir = file.join("data"); // under a regular file: cannot be created
+        let memory_only = config(&dir, Some("a"), false);
+        let c = claim(&memory_only).expect("memory-only node starts");
+        assert!(c._lock.is_none() && !c.erased);
+        let mut with_device = config(&dir, Some("a"), false);
+        with_device.namespaces[0].storage_engine = crate::config::StorageEngine::Device;
+        assert!(claim(&with_device).is_err());
+        let _ = std::fs::remove_dir_all(&base);
     }
 
     #[test]
