@@ -13,6 +13,14 @@ fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# TYPE {name} {kind}");
 }
 
+/// One metric: its header, then one `name{labels} value` line per sample.
+fn samples(out: &mut String, name: &str, kind: &str, help: &str, rows: Vec<(String, String)>) {
+    header(out, name, kind, help);
+    for (labels, value) in rows {
+        let _ = writeln!(out, "{name}{{{labels}}} {value}");
+    }
+}
+
 fn histogram(out: &mut String, name: &str, label: &str, h: &Histogram) {
     for (bound, count) in h.cumulative() {
         let le = match bound {
@@ -105,89 +113,82 @@ pub fn render(state: &NodeState) -> String {
     );
     {
         use std::sync::atomic::Ordering::Relaxed;
-        header(
+        let nss = &state.ownership.namespaces;
+        let tx_rx = |sent: &dyn Fn(&crate::ownership::NsOwnership) -> u64,
+                     received: &dyn Fn(&crate::ownership::NsOwnership) -> u64| {
+            nss.iter()
+                .flat_map(|own| {
+                    let n = &own.ns.name;
+                    [
+                        (
+                            format!("namespace=\"{n}\",direction=\"tx\""),
+                            sent(own).to_string(),
+                        ),
+                        (
+                            format!("namespace=\"{n}\",direction=\"rx\""),
+                            received(own).to_string(),
+                        ),
+                    ]
+                })
+                .collect::<Vec<_>>()
+        };
+        let per_ns = |value: &dyn Fn(&crate::ownership::NsOwnership) -> String| {
+            nss.iter()
+                .map(|own| (format!("namespace=\"{}\"", own.ns.name), value(own)))
+                .collect::<Vec<_>>()
+        };
+        samples(
             &mut o,
             "shoal_migrate_records_total",
             "counter",
             "Records sent (tx) and received (rx) by migrations and replication.",
-        );
-        for own in &state.ownership.namespaces {
-            let n = &own.ns.name;
-            let _ = writeln!(
-                o,
-                "shoal_migrate_records_total{{namespace=\"{n}\",direction=\"tx\"}} {}",
-                own.migrate_records_sent.load(Relaxed)
-            );
-            let _ = writeln!(
-                o,
-                "shoal_migrate_records_total{{namespace=\"{n}\",direction=\"rx\"}} {}",
+            tx_rx(&|own| own.migrate_records_sent.load(Relaxed), &|own| {
                 own.migrate_records_received.load(Relaxed)
-            );
-        }
-        header(
+            }),
+        );
+        samples(
             &mut o,
             "shoal_migrate_bytes_total",
             "counter",
             "Bytes of record data sent (tx) and received (rx) by migrations (what migrate-max-mbps limits on the sending side).",
+            tx_rx(
+                &|own| own.migrate_bytes_sent.load(Relaxed),
+                &|own| own.migrate_bytes_received.load(Relaxed),
+            ),
         );
-        for own in &state.ownership.namespaces {
-            let n = &own.ns.name;
-            let _ = writeln!(
-                o,
-                "shoal_migrate_bytes_total{{namespace=\"{n}\",direction=\"tx\"}} {}",
-                own.migrate_bytes_sent.load(Relaxed)
-            );
-            let _ = writeln!(
-                o,
-                "shoal_migrate_bytes_total{{namespace=\"{n}\",direction=\"rx\"}} {}",
-                own.migrate_bytes_received.load(Relaxed)
-            );
-        }
-        let estimates: Vec<(&str, shoal_cluster::pace::Estimate)> = state
-            .ownership
-            .namespaces
-            .iter()
-            .map(|own| (own.ns.name.as_str(), own.migrate_estimate()))
-            .collect();
-        header(
+        let estimates: Vec<shoal_cluster::pace::Estimate> =
+            nss.iter().map(|own| own.migrate_estimate()).collect();
+        let per_estimate = |value: &dyn Fn(&shoal_cluster::pace::Estimate) -> String| {
+            nss.iter()
+                .zip(&estimates)
+                .map(|(own, e)| (format!("namespace=\"{}\"", own.ns.name), value(e)))
+                .collect::<Vec<_>>()
+        };
+        samples(
             &mut o,
             "shoal_migrate_partitions_per_second",
             "gauge",
             "Partitions this node's migrations complete per second (sent and received, recent seconds weighted most; 0 while unknown).",
+            per_estimate(&|e| format!("{:.3}", e.partitions_per_s.unwrap_or(0.0))),
         );
-        for (n, e) in &estimates {
-            let _ = writeln!(
-                o,
-                "shoal_migrate_partitions_per_second{{namespace=\"{n}\"}} {:.3}",
-                e.partitions_per_s.unwrap_or(0.0)
-            );
-        }
-        header(
+        samples(
             &mut o,
             "shoal_migrate_bytes_per_second",
             "gauge",
             "Record bytes this node's migrations move per second (sent and received; 0 while unknown).",
+            per_estimate(&|e| format!("{:.0}", e.bytes_per_s.unwrap_or(0.0))),
         );
-        for (n, e) in &estimates {
-            let _ = writeln!(
-                o,
-                "shoal_migrate_bytes_per_second{{namespace=\"{n}\"}} {:.0}",
-                e.bytes_per_s.unwrap_or(0.0)
-            );
-        }
-        header(
+        samples(
             &mut o,
             "shoal_migrate_eta_seconds",
             "gauge",
             "Seconds until this node's migrations finish at the current rate: 0 when none remain, -1 while unknown.",
+            per_estimate(&|e| {
+                e.eta_s
+                    .map_or(-1, |s| i64::try_from(s).unwrap_or(i64::MAX))
+                    .to_string()
+            }),
         );
-        for (n, e) in &estimates {
-            let _ = writeln!(
-                o,
-                "shoal_migrate_eta_seconds{{namespace=\"{n}\"}} {}",
-                e.eta_s.map_or(-1, |s| i64::try_from(s).unwrap_or(i64::MAX))
-            );
-        }
         header(
             &mut o,
             "shoal_migrate_max_bytes_per_second",
@@ -199,48 +200,27 @@ pub fn render(state: &NodeState) -> String {
             "shoal_migrate_max_bytes_per_second {}",
             state.migrate_max_mbps.load(Relaxed).saturating_mul(1 << 20)
         );
-        header(
+        samples(
             &mut o,
             "shoal_proxied_requests_total",
             "counter",
             "Client requests this node forwarded to the partition's working master.",
+            per_ns(&|own| own.proxied_requests.load(Relaxed).to_string()),
         );
-        for own in &state.ownership.namespaces {
-            let _ = writeln!(
-                o,
-                "shoal_proxied_requests_total{{namespace=\"{}\"}} {}",
-                own.ns.name,
-                own.proxied_requests.load(Relaxed)
-            );
-        }
-        header(
+        samples(
             &mut o,
             "shoal_replication_failures_total",
             "counter",
             "Writes applied here that some other owner did not confirm (commit level all: answered as a timeout).",
+            per_ns(&|own| own.replication_failures.load(Relaxed).to_string()),
         );
-        for own in &state.ownership.namespaces {
-            let _ = writeln!(
-                o,
-                "shoal_replication_failures_total{{namespace=\"{}\"}} {}",
-                own.ns.name,
-                own.replication_failures.load(Relaxed)
-            );
-        }
-        header(
+        samples(
             &mut o,
             "shoal_replication_deferred_failures_total",
             "counter",
             "Of those, writes with commit level master (already acknowledged; the copy catches up at the next write or migration).",
+            per_ns(&|own| own.replication_deferred_failures.load(Relaxed).to_string()),
         );
-        for own in &state.ownership.namespaces {
-            let _ = writeln!(
-                o,
-                "shoal_replication_deferred_failures_total{{namespace=\"{}\"}} {}",
-                own.ns.name,
-                own.replication_deferred_failures.load(Relaxed)
-            );
-        }
     }
     header(
         &mut o,
