@@ -16,11 +16,7 @@ use shoal_data::Namespace;
 use shoal_proto::ResultCode;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-use std::time::Duration;
 use tracing::{info, warn};
-
-/// How long a member may take to confirm an eviction.
-const EVICT_NOTICE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The namespace's use in percent: memory against `memory-size`, and on a device namespace the
 /// fuller of that and the device's live bytes (not its free blocks, which lag behind defrag:
@@ -99,8 +95,8 @@ pub async fn apply(
     .map_err(|_| ResultCode::ServerError)
 }
 
-/// Sends an eviction this node applied to every other member (best effort: a member that
-/// misses it evicts by its own passes; its copies then hold records the others evicted until
+/// Sends an eviction this node applied to every other member (retried; a member that misses
+/// it still evicts by its own passes, and its copies then hold records the others evicted until
 /// the next write or migration of those partitions).
 fn broadcast(state: &Arc<NodeState>, ns: &str, void_cutoff: u32, lut_ms: u64) {
     let msg = FabricMessage::Evict {
@@ -108,21 +104,5 @@ fn broadcast(state: &Arc<NodeState>, ns: &str, void_cutoff: u32, lut_ms: u64) {
         void_cutoff,
         lut_ms,
     };
-    for peer in state.cluster.peers() {
-        let state = state.clone();
-        let msg = msg.clone();
-        tokio::spawn(async move {
-            match state
-                .fabric
-                .request(peer.node, &msg, EVICT_NOTICE_TIMEOUT)
-                .await
-            {
-                Ok(FabricMessage::Ack { code: 0 }) => {}
-                other => {
-                    warn!(target: "shoal::nsup", node = %peer.node,
-                        "a member did not confirm an eviction: {other:?}")
-                }
-            }
-        });
-    }
+    crate::ownership::tell_members(state, msg, "an eviction");
 }

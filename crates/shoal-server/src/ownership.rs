@@ -1204,6 +1204,13 @@ pub fn broadcast_truncate(state: &Arc<NodeState>, ns: &str, set: Option<&str>, l
         set: set.unwrap_or("").to_string(),
         lut_ms,
     };
+    tell_members(state, msg, "a truncation");
+}
+
+/// Sends `msg` to every other member, each retried a few times until it confirms; a member
+/// that never does is logged (`what` names the message). For decisions every copy must apply
+/// (truncations, evictions) that a member that misses one applies late or by its own passes.
+pub fn tell_members(state: &Arc<NodeState>, msg: FabricMessage, what: &'static str) {
     for peer in state.cluster.peers() {
         let state = state.clone();
         let msg = msg.clone();
@@ -1216,7 +1223,7 @@ pub fn broadcast_truncate(state: &Arc<NodeState>, ns: &str, set: Option<&str>, l
                 }
                 tokio::time::sleep(RETRY_PERIOD).await;
             }
-            warn!(target: "shoal::truncate", node = %peer.node, "a member did not confirm a truncation");
+            warn!(target: "shoal::cluster", node = %peer.node, "a member did not confirm {what}");
         });
     }
 }

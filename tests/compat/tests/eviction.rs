@@ -88,3 +88,91 @@ fn a_full_namespace_evicts_the_soonest_expiring_records_and_keeps_those_without_
             .expect("the latest-expiring record stays");
     });
 }
+
+/// Two nodes, RF 2, eviction configured on the first only: its evictions are sent to the
+/// second, so both copies of every partition lose the same records (`partition-checksums`
+/// agree afterwards; without the notice the second would evict nothing), and records without a
+/// TTL stay on both.
+#[test]
+fn both_copies_evict_the_same_records() {
+    use shoal_testkit::replicas::{checksums_at, compare};
+    use shoal_testkit::{free_port, wait_cluster_stable, ProcessServer};
+    let hb: Vec<u16> = (0..2).map(|_| free_port().expect("port")).collect();
+    let evicting = "test,memory-size=8M,nsup-period=1,evict-used-pct=50,evict-tenths-pct=100";
+    let not_evicting = "test,memory-size=8M,nsup-period=1,evict-used-pct=0";
+    let member = |i: usize| {
+        let ns = if i == 0 { evicting } else { not_evicting };
+        let port = hb[i].to_string();
+        let seed = format!("127.0.0.1:{}", hb[0]);
+        let mut args = vec![
+            "--heartbeat-port",
+            port.as_str(),
+            "--log-level",
+            "warn",
+            "--namespace",
+            ns,
+        ];
+        if i > 0 {
+            args.extend(["--seed", seed.as_str()]);
+        }
+        ProcessServer::spawn(&args).expect("shoald starts")
+    };
+    let nodes = [member(0), member(1)];
+    let ports: Vec<u16> = nodes.iter().map(ProcessServer::port).collect();
+    wait_cluster_stable(&ports, 2, Duration::from_secs(30)).expect("stable");
+    let stat = |port: u16, key: &str| -> u64 {
+        let answer = shoal_testkit::info_at(port, &format!("namespace/{NS}")).expect("info");
+        answer
+            .split(';')
+            .find_map(|kv| kv.strip_prefix(&format!("{key}=")))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {key} in {answer}"))
+    };
+    run(async {
+        let client = common::connect_addr(&format!("127.0.0.1:{}", ports[0])).await;
+        let blob = vec![3u8; 1024];
+        let never = WritePolicy::new(0, Expiration::Never);
+        for i in 0..100i64 {
+            client
+                .put(&never, &as_key!(NS, SET, i), &[as_bin!("b", blob.clone())])
+                .await
+                .expect("put without ttl");
+        }
+        // Records with TTLs until the first eviction pass has run (use reached 50 %).
+        let mut k = 1000i64;
+        while stat(ports[0], "evicted_objects") + stat(ports[1], "evicted_objects") == 0 {
+            let policy = WritePolicy::new(0, Expiration::Seconds(10_000 + k as u32));
+            client
+                .put(&policy, &as_key!(NS, SET, k), &[as_bin!("b", blob.clone())])
+                .await
+                .expect("put with ttl");
+            k += 1;
+            assert!(k < 30_000, "nothing was evicted");
+        }
+        let settled = eventually(Duration::from_secs(30), || async {
+            ports
+                .iter()
+                .all(|p| stat(*p, "memory_used_bytes") * 100 < 50 * 8 * 1024 * 1024)
+        })
+        .await;
+        assert!(settled, "use stayed at or above evict-used-pct");
+        assert!(ports.iter().all(|p| stat(*p, "evicted_objects") > 0));
+        let at = |p: u16| std::net::SocketAddr::from(([127, 0, 0, 1], p));
+        let copies: Vec<(String, Vec<_>)> = ports
+            .iter()
+            .map(|p| (p.to_string(), checksums_at(at(*p), NS).expect("checksums")))
+            .collect();
+        let agreement = compare(&copies, Some(2));
+        assert!(
+            agreement.problems.is_empty(),
+            "copies disagree after eviction: {}",
+            agreement.problems[0]
+        );
+        for i in 0..100i64 {
+            client
+                .get(&ReadPolicy::default(), &as_key!(NS, SET, i), Bins::None)
+                .await
+                .unwrap_or_else(|e| panic!("record {i} without a TTL was evicted: {e}"));
+        }
+    });
+}
