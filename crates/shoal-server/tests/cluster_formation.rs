@@ -305,3 +305,92 @@ fn a_node_below_cluster_size_min_serves_nothing_and_applies_nothing() {
         n.kill();
     }
 }
+
+/// A replica write from a node on another view is refused, not applied: the sender's plan may
+/// count on owners this node no longer is, so acknowledging it could lose the write. Sent by
+/// hand on the fabric port: a delete of a stored record with a wrong cluster key is answered
+/// "cluster key mismatch" (7) and the record stays; the same delete with the node's own key
+/// is applied (so the key is what refused it).
+#[test]
+fn a_replica_write_from_another_view_is_refused() {
+    use shoal_cluster::fabric::{decode, encode, frame_len, FabricMessage};
+    use shoal_data::replica::{self, Change};
+    use std::io::{Read, Write};
+    let fabric = free_port().expect("port");
+    let node = ProcessServer::spawn(&["--fabric-port", &fabric.to_string(), "--log-level", "warn"])
+        .expect("node");
+    let mut client = std::net::TcpStream::connect(("127.0.0.1", node.port())).expect("connect");
+    assert_eq!(
+        shoal_testkit::put_int(&mut client, "test", "kv", 7).expect("put"),
+        0
+    );
+    assert_eq!(stat(node.port(), "objects").as_deref(), Some("1"));
+    let key = u64::from_str_radix(
+        info(node.port(), "cluster-key")
+            .expect("cluster key")
+            .trim(),
+        16,
+    )
+    .expect("hex key");
+    let digest = shoal_base::Digest::compute(b"kv", 1, &7i64.to_be_bytes());
+    let mut changes = Vec::new();
+    replica::encode(
+        &digest,
+        &Change::Delete {
+            lut_ms: u64::MAX / 2,
+        },
+        &mut changes,
+    );
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", fabric)).expect("connect fabric");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let mut out = Vec::new();
+    encode(
+        0,
+        &FabricMessage::Hello {
+            node: shoal_base::NodeId(42),
+        },
+        &mut out,
+    );
+    s.write_all(&out).expect("hello");
+    let mut ask = |id: u64, key: u64| -> FabricMessage {
+        let mut out = Vec::new();
+        let msg = FabricMessage::Replicate {
+            key,
+            ns: "test".into(),
+            changes: changes.clone(),
+        };
+        encode(id, &msg, &mut out);
+        s.write_all(&out).expect("send");
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 256];
+        loop {
+            if let Ok(Some(n)) = frame_len(&buf) {
+                if buf.len() >= n {
+                    let (rid, reply) = decode(&buf[..n]).expect("reply decodes");
+                    assert_eq!(rid, id);
+                    return reply;
+                }
+            }
+            let got = s.read(&mut chunk).expect("reply");
+            assert!(got > 0, "fabric connection closed");
+            buf.extend_from_slice(&chunk[..got]);
+        }
+    };
+    assert_eq!(
+        ask(1, key ^ 0x5A5A),
+        FabricMessage::Ack { code: 7 },
+        "another view's replica write is refused"
+    );
+    assert_eq!(
+        stat(node.port(), "objects").as_deref(),
+        Some("1"),
+        "and not applied"
+    );
+    assert_eq!(ask(2, key), FabricMessage::Ack { code: 0 });
+    assert_eq!(
+        stat(node.port(), "objects").as_deref(),
+        Some("0"),
+        "the same view's is applied"
+    );
+}
