@@ -87,12 +87,7 @@ pub fn encode(msg: &NodeMessage, out: &mut Vec<u8>) {
                 succession,
                 quiesced,
             },
-        ) => {
-            out.push(KIND_PROPOSE);
-            out.extend_from_slice(&from.0.to_be_bytes());
-            put_nodes(out, *key, succession);
-            put_list(out, quiesced);
-        }
+        ) => put_view_message(out, KIND_PROPOSE, *from, *key, succession, quiesced),
         NodeMessage::Cluster(from, ClusterMessage::Accept { key }) => {
             out.push(KIND_ACCEPT);
             out.extend_from_slice(&from.0.to_be_bytes());
@@ -105,15 +100,25 @@ pub fn encode(msg: &NodeMessage, out: &mut Vec<u8>) {
                 succession,
                 quiesced,
             },
-        ) => {
-            out.push(KIND_COMMIT);
-            out.extend_from_slice(&from.0.to_be_bytes());
-            put_nodes(out, *key, succession);
-            put_list(out, quiesced);
-        }
+        ) => put_view_message(out, KIND_COMMIT, *from, *key, succession, quiesced),
     }
     let len = (out.len() - at - 4) as u32;
     out[at..at + 4].copy_from_slice(&len.to_be_bytes());
+}
+
+/// A propose or a commit: the same fields, told apart by `kind`.
+fn put_view_message(
+    out: &mut Vec<u8>,
+    kind: u8,
+    from: NodeId,
+    key: u64,
+    succession: &[NodeId],
+    quiesced: &[NodeId],
+) {
+    out.push(kind);
+    out.extend_from_slice(&from.0.to_be_bytes());
+    put_nodes(out, key, succession);
+    put_list(out, quiesced);
 }
 
 fn put_endpoint(out: &mut Vec<u8>, e: Endpoint) {
@@ -163,7 +168,8 @@ pub fn decode(frame: &[u8]) -> Result<NodeMessage, WireError> {
         return Err(WireError("frame length differs from the bytes given"));
     }
     let mut r = Reader(&frame[4..]);
-    let msg = match r.u8()? {
+    let kind = r.u8()?;
+    let msg = match kind {
         KIND_PULSE => {
             let from = NodeId(r.u64()?);
             let name_len = usize::from(r.u16()?);
@@ -206,35 +212,28 @@ pub fn decode(frame: &[u8]) -> Result<NodeMessage, WireError> {
                 },
             })
         }
-        KIND_PROPOSE => {
+        KIND_PROPOSE | KIND_COMMIT => {
             let from = NodeId(r.u64()?);
             let (key, succession) = r.nodes()?;
             let quiesced = r.list()?;
-            NodeMessage::Cluster(
-                from,
+            let msg = if kind == KIND_PROPOSE {
                 ClusterMessage::Propose {
                     key,
                     succession,
                     quiesced,
-                },
-            )
-        }
-        KIND_ACCEPT => {
-            let from = NodeId(r.u64()?);
-            NodeMessage::Cluster(from, ClusterMessage::Accept { key: r.u64()? })
-        }
-        KIND_COMMIT => {
-            let from = NodeId(r.u64()?);
-            let (key, succession) = r.nodes()?;
-            let quiesced = r.list()?;
-            NodeMessage::Cluster(
-                from,
+                }
+            } else {
                 ClusterMessage::Commit {
                     key,
                     succession,
                     quiesced,
-                },
-            )
+                }
+            };
+            NodeMessage::Cluster(from, msg)
+        }
+        KIND_ACCEPT => {
+            let from = NodeId(r.u64()?);
+            NodeMessage::Cluster(from, ClusterMessage::Accept { key: r.u64()? })
         }
         _ => return Err(WireError("unknown message kind")),
     };
